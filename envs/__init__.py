@@ -1,0 +1,55 @@
+"""Batched simulation: backends, robot assets and tasks. Installs as ``pg_robotics.envs``.
+
+The task registry below is the one explicit registry of the project. Importing this package does not import
+torch or mujoco; `make` does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ConfigError, merge
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    env: str  # "module:Class", relative to this package
+    config: str  # "module:Class" of the task's config dataclass
+    robot: str
+    kind: str  # "locomotion" | "goal"
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec for spec in (
+        TaskSpec("quadruped-flat", "Go1-class quadruped: velocity tracking on flat ground, CaT constraints",
+                 "locomotion.env:QuadrupedFlatEnv", "locomotion.config:QuadrupedFlatCfg", "go1", "locomotion"),
+    )
+}
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ConfigError(f"task: unknown task {name!r} (registered: {', '.join(sorted(TASKS))})")
+    return TASKS[name]
+
+
+def task_config(name: str, overrides: dict | None = None):
+    """The task's default config with `overrides` (a nested mapping, e.g. from YAML) applied and validated."""
+    return merge(_load(task_spec(name).config)(), overrides or {}, "task")
+
+
+def make(name: str, num_envs: int, device: str = "cpu", seed: int = 0, backend: str = "mujoco",
+         overrides: dict | None = None, cfg: Any = None):
+    """Build a batched env of task `name` (config defaults, then `overrides`; or a ready `cfg`)."""
+    spec = task_spec(name)
+    cfg = cfg if cfg is not None else task_config(name, overrides)
+    return _load(spec.env)(cfg, num_envs=num_envs, device=device, seed=seed, backend=backend)

@@ -1,0 +1,207 @@
+"""MuJoCo CPU backend: N worlds of one MJCF model stepped in C on a thread pool.
+
+One `step` is one Python call for all worlds: `mujoco.rollout` runs the `decimation` physics substeps of every
+world on its thread pool without the GIL. The PD loop is MuJoCo's position actuator, so the torque
+tau = kp (target - q) - kd qdot, clipped to the force range, is recomputed at every substep in C.
+
+State lives in one float64 array of shape (N, nstate) (MuJoCo's mjSTATE_FULLPHYSICS: time, qpos, qvel, ...).
+`qpos`, `qvel` and `time` are torch views of that array, and `sensors(name)` views of the last substep's sensor
+data: zero copies, and writing to a view (a push, a reset) writes the state the next step starts from.
+
+Per-world randomization of model parameters (friction, masses, actuator gains) gives each world its own MjModel
+copy, made on first use; until then all worlds share one model.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import mujoco
+import mujoco.rollout
+import numpy as np
+import torch
+
+STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
+CTRL_SPEC = int(mujoco.mjtState.mjSTATE_CTRL)
+
+
+class MujocoBackend:
+    """Batched MuJoCo worlds; see the module docstring."""
+
+    name = "mujoco"
+
+    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, nthread: int = 0,
+                 timestep: float | None = None, max_qvel: float = 1000.0):
+        if num_envs < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+        if decimation < 1:
+            raise ValueError(f"decimation: must be >= 1, got {decimation}")
+        self.model_path = Path(model_path).resolve()
+        self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
+        if timestep is not None:
+            self.model.opt.timestep = timestep
+        self.num_envs = num_envs
+        self.decimation = decimation
+        self.nthread = nthread or os.cpu_count() or 1
+        self.max_qvel = max_qvel
+        self.physics_dt = float(self.model.opt.timestep)
+        m = self.model
+        self.models = [m] * num_envs
+        self._per_world = False
+        self._datas = [mujoco.MjData(m) for _ in range(self.nthread)]
+        self._pool = mujoco.rollout.Rollout(nthread=self.nthread)
+
+        nstate = mujoco.mj_stateSize(m, STATE_SPEC)
+        self._state = np.zeros((num_envs, nstate))
+        self._traj = np.zeros((num_envs, decimation, nstate))
+        self._sens = np.zeros((num_envs, decimation, m.nsensordata))
+        self._ctrl = np.zeros((num_envs, decimation, m.nu))
+        self._warmstart = np.zeros((num_envs, m.nv))
+        data = mujoco.MjData(m)
+        mujoco.mj_getState(m, data, self._state[0], STATE_SPEC)
+        self._state[:] = self._state[0]
+
+        # zero-copy torch views of the state (float64, CPU)
+        state = torch.from_numpy(self._state)
+        self.time = state[:, 0]
+        self.qpos = state[:, 1:1 + m.nq]
+        self.qvel = state[:, 1 + m.nq:1 + m.nq + m.nv]
+        self._sens_t = torch.from_numpy(self._sens)
+        self._sensor_slices = {}
+        for i in range(m.nsensor):
+            adr, dim = int(m.sensor_adr[i]), int(m.sensor_dim[i])
+            self._sensor_slices[m.sensor(i).name] = slice(adr, adr + dim)
+        self.diverged = torch.zeros(num_envs, dtype=torch.bool)
+        self.num_diverged = 0
+        self._snapshots = None
+        self._max_snapshots = 0
+
+    # ---- names -------------------------------------------------------------------------------------------
+    @property
+    def actuated_joint_names(self) -> list[str]:
+        m = self.model
+        return [m.joint(int(m.actuator_trnid[i, 0])).name for i in range(m.nu)]
+
+    def joint_qpos_index(self, names: list[str]) -> list[int]:
+        return [int(self.model.joint(n).qposadr[0]) for n in names]
+
+    def joint_dof_index(self, names: list[str]) -> list[int]:
+        return [int(self.model.joint(n).dofadr[0]) for n in names]
+
+    def sensor_names(self) -> list[str]:
+        return list(self._sensor_slices)
+
+    def sensor(self, name: str) -> torch.Tensor:
+        """Sensor `name` at the last substep of the last step: a (N, dim) view."""
+        return self._sens_t[:, -1, self._sensor_slices[name]]
+
+    def sensor_history(self, name: str) -> torch.Tensor:
+        """Sensor `name` at every substep of the last step: a (N, decimation, dim) view."""
+        return self._sens_t[:, :, self._sensor_slices[name]]
+
+    # ---- stepping ----------------------------------------------------------------------------------------
+    def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
+        """Hold `ctrl` (N, nu) for `decimation` substeps in every world. Diverged worlds are flagged in
+        `self.diverged` (and counted); their state is left for the caller to reset."""
+        ctrl = ctrl.detach().cpu().numpy() if isinstance(ctrl, torch.Tensor) else np.asarray(ctrl)
+        self._ctrl[:] = ctrl[:, None, :]
+        t_expected = self._state[:, 0] + self.decimation * self.physics_dt
+        if self._snapshots is not None and len(self._snapshots) < self._max_snapshots:
+            if self._calls % self._stride == 0:
+                self._snapshots.append((self._state.copy(), self._ctrl.copy()))
+            self._calls += 1
+        self._pool.rollout(self.models, self._datas, self._state, self._ctrl, control_spec=CTRL_SPEC,
+                           skip_checks=True, nstep=self.decimation, initial_warmstart=self._warmstart,
+                           state=self._traj, sensordata=self._sens, chunk_size=None)
+        np.copyto(self._state, self._traj[:, -1])
+        # MuJoCo resets a world itself on a bad acceleration (time jumps back): that counts as divergence too.
+        nq, nv = self.model.nq, self.model.nv
+        qvel = self._state[:, 1 + nq:1 + nq + nv]
+        bad = ~np.isfinite(self._state).all(axis=1)
+        bad |= np.abs(np.nan_to_num(qvel, nan=np.inf)).max(axis=1) > self.max_qvel
+        bad |= np.abs(self._state[:, 0] - t_expected) > 1e-6
+        self.diverged = torch.from_numpy(bad)
+        n = int(bad.sum())
+        if n:
+            self.num_diverged += n
+            self._state[bad] = np.nan_to_num(self._state[bad], nan=0.0, posinf=0.0, neginf=0.0)
+            self._sens[bad] = 0.0
+
+    def reset(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Set the state of worlds `env_ids` (time to 0, the rest of the state to `qpos`, `qvel`)."""
+        ids = env_ids.cpu().numpy()
+        m = self.model
+        self._state[ids, 0] = 0.0
+        self._state[ids, 1:1 + m.nq] = qpos.detach().cpu().numpy()
+        self._state[ids, 1 + m.nq:1 + m.nq + m.nv] = qvel.detach().cpu().numpy()
+        self._sens[ids] = 0.0
+
+    def record(self, max_snapshots: int = 64, stride: int = 4) -> None:
+        """Keep the (state, ctrl) that every `stride`-th step starts from, up to `max_snapshots`, for
+        `bare_rollout_rate`."""
+        self._snapshots = []
+        self._max_snapshots, self._stride, self._calls = max_snapshots, stride, 0
+
+    def bare_rollout_rate(self, seconds: float) -> float:
+        """The ceiling: physics steps/s of bare `mujoco.rollout` on this backend's models, worlds, threads and
+        substeps per call, with no task logic, replaying the recorded (state, ctrl) snapshots so that it does the
+        same physics work as the task did (or holding the current state and ctrl if nothing was recorded)."""
+        import time
+
+        snapshots = self._snapshots or [(self._state.copy(), self._ctrl.copy())]
+        state = np.empty_like(self._state)
+        traj, sens = np.empty_like(self._traj), np.empty_like(self._sens)
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            snap_state, snap_ctrl = snapshots[calls % len(snapshots)]
+            np.copyto(state, snap_state)
+            self._pool.rollout(self.models, self._datas, state, snap_ctrl, control_spec=CTRL_SPEC, skip_checks=True,
+                               nstep=self.decimation, initial_warmstart=self._warmstart, state=traj,
+                               sensordata=sens, chunk_size=None)
+            calls += 1
+        return calls * self.num_envs * self.decimation / (time.perf_counter() - start)
+
+    # ---- per-world model parameters ------------------------------------------------------------------------
+    def _own_models(self) -> None:
+        if not self._per_world:
+            self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
+            self._per_world = True
+
+    def set_geom_friction(self, geom: str, values: np.ndarray) -> None:
+        """Sliding friction of `geom`, one value per world."""
+        self._own_models()
+        gid = self.model.geom(geom).id
+        for model, v in zip(self.models, np.asarray(values, dtype=float)):
+            model.geom_friction[gid, 0] = v
+
+    def set_body_mass(self, body: str, values: np.ndarray) -> None:
+        """Mass of `body`, one value per world (inertia scaled with it)."""
+        self._own_models()
+        bid = self.model.body(body).id
+        mass0, inertia0 = float(self.model.body_mass[bid]), self.model.body_inertia[bid].copy()
+        for model, v in zip(self.models, np.asarray(values, dtype=float)):
+            model.body_mass[bid] = v
+            model.body_inertia[bid] = inertia0 * (v / mass0)
+
+    def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
+                     strength: np.ndarray | None = None) -> None:
+        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given:
+        tau = strength * (kp (target - q) - kd qdot), clipped to +-force_limit."""
+        kp, kd, force_limit = (np.asarray(x, dtype=float) for x in (kp, kd, force_limit))
+        if strength is not None:
+            self._own_models()
+        scales = np.ones(self.num_envs) if strength is None else np.asarray(strength, dtype=float)
+        for model, s in zip(self.models if self._per_world else [self.model], scales):
+            model.actuator_gainprm[:, 0] = s * kp
+            model.actuator_biasprm[:, 1] = -s * kp
+            model.actuator_biasprm[:, 2] = -s * kd
+            model.actuator_forcerange[:, 0] = -force_limit
+            model.actuator_forcerange[:, 1] = force_limit
+            model.actuator_forcelimited[:] = 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

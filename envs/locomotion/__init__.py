@@ -1,0 +1,1 @@
+"""Legged locomotion tasks."""

@@ -1,0 +1,40 @@
+"""Constraint terms for CaT: each returns an (N, k) tensor of the constrained quantity; the violation is
+c = value - limit (positive = violated), see `pg_robotics.envs.cat`."""
+
+from __future__ import annotations
+
+import torch
+
+from .state import LocoState
+
+
+def torque(s: LocoState) -> torch.Tensor:
+    return s.torques.abs() / s.torque_limits
+
+
+def joint_vel(s: LocoState) -> torch.Tensor:
+    return s.joint_vel.abs() / s.velocity_limits
+
+
+def joint_acc(s: LocoState) -> torch.Tensor:
+    return s.joint_acc.abs()
+
+
+def action_rate(s: LocoState) -> torch.Tensor:
+    return (s.actions - s.last_actions).abs() / s.dt
+
+
+def body_contact(s: LocoState) -> torch.Tensor:
+    forces = torch.cat([s.trunk_force[:, None], s.thigh_forces], dim=1)
+    return (forces.norm(dim=-1) > 1.0).to(s.joint_pos.dtype)
+
+
+def foot_contact_force(s: LocoState) -> torch.Tensor:
+    return s.foot_forces.norm(dim=-1)
+
+
+def base_orientation(s: LocoState) -> torch.Tensor:
+    return s.projected_gravity[:, :2].norm(dim=1, keepdim=True)
+
+
+TERMS = ("torque", "joint_vel", "joint_acc", "action_rate", "body_contact", "foot_contact_force", "base_orientation")

@@ -1,0 +1,38 @@
+"""The batched robot state that observation, reward and constraint terms read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LocoState:
+    dt: float  # policy period (s)
+    base_pos: torch.Tensor  # (N, 3) world
+    base_quat: torch.Tensor  # (N, 4) w, x, y, z
+    base_lin_vel: torch.Tensor  # (N, 3) base frame
+    base_ang_vel: torch.Tensor  # (N, 3) base frame
+    projected_gravity: torch.Tensor  # (N, 3) unit gravity in the base frame
+    joint_pos: torch.Tensor  # (N, J)
+    joint_vel: torch.Tensor  # (N, J)
+    joint_acc: torch.Tensor  # (N, J) finite difference over one policy period
+    torques: torch.Tensor  # (N, J) applied, after clipping
+    actions: torch.Tensor  # (N, J)
+    last_actions: torch.Tensor  # (N, J)
+    command: torch.Tensor  # (N, 3) v_x, v_y (base frame, m/s), yaw rate (rad/s)
+    foot_forces: torch.Tensor  # (N, F, 3) world
+    trunk_force: torch.Tensor  # (N, 3)
+    thigh_forces: torch.Tensor  # (N, 4, 3)
+    calf_forces: torch.Tensor  # (N, 4, 3)
+    feet_air_time: torch.Tensor  # (N, F) air time of the swing that just ended at touchdown (s), else 0
+    first_contact: torch.Tensor  # (N, F) bool: touchdown this step
+    default_joint_pos: torch.Tensor  # (J,)
+    joint_pos_limits: torch.Tensor  # (J, 2)
+    torque_limits: torch.Tensor  # (J,)
+    velocity_limits: torch.Tensor  # (J,)
+
+    @property
+    def foot_contact(self) -> torch.Tensor:
+        return self.foot_forces.norm(dim=-1) > 1.0

@@ -1,0 +1,102 @@
+"""`pgr bench ...`: throughput measurements. Speed goals are checked here, never by timed assertions in tests."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int = 0, device: str = "cpu",
+              overrides: dict | None = None, progress: bool = False) -> dict:
+    """Random actions through the full task (observations, rewards, constraints, resets) for `seconds`, then
+    the ceiling: bare `mujoco.rollout` on the same models, worlds, threads and substeps for as long."""
+    import torch
+
+    from pg_robotics.envs import make
+
+    torch.set_num_threads(1)  # tensor ops at this size gain nothing from threads; spinning OpenMP workers
+    # would take the cores from MuJoCo's thread pool
+    env = make(task, num_envs, device=device, seed=seed, backend=backend, overrides=overrides)
+    gen = torch.Generator().manual_seed(seed)
+    env.reset()
+    for _ in range(5):  # warm-up
+        env.step(torch.rand(num_envs, env.num_actions, generator=gen) * 2 - 1)
+    env.sim.record()  # the ceiling replays the states and controls the task stepped
+    steps, resets, diverged = 0, 0, 0
+    bar = _bar(seconds, progress, "task")
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        _, _, done, info = env.step((torch.rand(num_envs, env.num_actions, generator=gen) * 2 - 1).to(env.device))
+        resets += int(done.sum())
+        diverged += info["num_diverged"]
+        steps += 1
+        bar.update(elapsed)
+    elapsed = time.perf_counter() - start
+    bar.close()
+    env_rate = steps * num_envs / elapsed
+    ceiling = env.sim.bare_rollout_rate(seconds)
+    decimation = env.sim.decimation
+    result = {
+        "task": task, "backend": backend, "device": str(env.device), "num_envs": num_envs,
+        "decimation": decimation, "threads": env.sim.nthread, "model_path": str(env.sim.model_path),
+        "seconds": round(elapsed, 3), "env_steps_per_s": round(env_rate, 1),
+        "physics_steps_per_s": round(env_rate * decimation, 1),
+        "ceiling_physics_steps_per_s": round(ceiling, 1),
+        "fraction_of_ceiling": round(env_rate * decimation / ceiling, 4),
+        "resets": resets, "diverged": diverged, "peak_rss_mb": round(peak_rss_mb(), 1),
+        "randomization": env.cfg.randomization.enabled, **machine(),
+    }
+    env.close()
+    return result
+
+
+def bench_gym(env_id: str, num_envs: int, seconds: float, seed: int = 0) -> dict:
+    """A reference point: a gymnasium env in a SyncVectorEnv, random actions, stepped for `seconds`."""
+    import gymnasium as gym
+
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)])
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    frame_skip = getattr(envs.envs[0].unwrapped, "frame_skip", 1)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        envs.step(envs.action_space.sample())
+        steps += 1
+    elapsed = time.perf_counter() - start
+    envs.close()
+    rate = steps * num_envs / elapsed
+    return {"env": env_id, "vector": "SyncVectorEnv", "num_envs": num_envs, "frame_skip": frame_skip,
+            "seconds": round(elapsed, 3), "env_steps_per_s": round(rate, 1),
+            "physics_steps_per_s": round(rate * frame_skip, 1), "peak_rss_mb": round(peak_rss_mb(), 1), **machine()}
+
+
+class _bar:
+    """A tqdm bar over wall-clock seconds (silent when not wanted)."""
+
+    def __init__(self, seconds: float, enabled: bool, desc: str):
+        self.tq = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.tq = tqdm(total=round(seconds, 1), desc=desc, unit="s", bar_format="{l_bar}{bar}| {n:.1f}/{total}s")
+
+    def update(self, elapsed: float) -> None:
+        if self.tq is not None:
+            self.tq.n = round(min(elapsed, self.tq.total), 1)
+            self.tq.refresh()
+
+    def close(self) -> None:
+        if self.tq is not None:
+            self.tq.close()

@@ -1,0 +1,119 @@
+"""`pgr`: the command line. Bad input exits with code 2 and a message naming the argument or config field."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pg_robotics.envs import TASKS, ConfigError
+from pg_robotics.envs.backends import BACKENDS
+from pg_robotics.envs.config import parse_overrides
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _task_name(text: str) -> str:
+    if text not in TASKS:
+        raise argparse.ArgumentTypeError(f"unknown task {text!r} (registered: {', '.join(sorted(TASKS))})")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pgr", description="pg_robotics: train in simulation, deploy to a robot.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list the registered tasks")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    bench = sub.add_parser("bench", help="measure throughput")
+    bsub = bench.add_subparsers(dest="bench", required=True)
+    sim = bsub.add_parser("sim", help="step a task with random actions; report env and physics steps/s")
+    sim.add_argument("--task", type=_task_name, default="quadruped-flat")
+    sim.add_argument("--backend", choices=BACKENDS, default="mujoco")
+    sim.add_argument("--device", default="cpu")
+    sim.add_argument("--num-envs", type=_positive_ints, default=[1024], help="one count, or several: 1024,4096")
+    sim.add_argument("--seconds", type=_positive_float, default=10.0)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--no-randomization", action="store_true", help="disable domain randomization")
+    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override")
+    sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
+
+    gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
+    gym.add_argument("--env", default="Ant-v5")
+    gym.add_argument("--num-envs", type=_positive_ints, default=[16])
+    gym.add_argument("--seconds", type=_positive_float, default=10.0)
+    gym.add_argument("--seed", type=int, default=0)
+    gym.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_list(args) -> None:
+    rows = [{"name": t.name, "robot": t.robot, "kind": t.kind, "description": t.description} for t in TASKS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['robot']:<6}  {r['description']}")
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    for key, value in result.items():
+        print(f"  {key:<28} {value}")
+    print(flush=True)
+
+
+def cmd_bench(args) -> None:
+    from pg_robotics import bench
+
+    if args.bench == "gym":
+        for n in args.num_envs:
+            _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)
+        return
+    overrides = parse_overrides([f"task.{kv}" for kv in args.set]).get("task", {})
+    if args.no_randomization:
+        overrides.setdefault("randomization", {})["enabled"] = False
+    for n in args.num_envs:
+        result = bench.bench_sim(args.task, args.backend, n, args.seconds, seed=args.seed, device=args.device,
+                                 overrides=overrides, progress=not args.json and sys.stderr.isatty())
+        _print_result(result, args.json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        {"list": cmd_list, "bench": cmd_bench}[args.command](args)
+    except ConfigError as exc:
+        print(f"pgr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pgr: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
