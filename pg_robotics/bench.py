@@ -20,8 +20,9 @@ def machine() -> dict:
 
 def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int = 0, device: str = "cpu",
               overrides: dict | None = None, progress: bool = False) -> dict:
-    """Random actions through the full task (observations, rewards, constraints, resets) for `seconds`, then
-    the ceiling: bare `mujoco.rollout` on the same models, worlds, threads and substeps for as long."""
+    """Random actions through the full task (observations, rewards, constraints, resets) for `seconds` of task
+    time. Every other step, the ceiling is measured on the spot: that step's exact input replayed through bare
+    `mujoco.rollout` (same models, worlds, threads, substeps), so both figures see the same physics and machine."""
     import torch
 
     from pg_robotics.envs import make
@@ -31,31 +32,39 @@ def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int 
     env = make(task, num_envs, device=device, seed=seed, backend=backend, overrides=overrides)
     gen = torch.Generator().manual_seed(seed)
     env.reset()
+
+    def random_actions():
+        return (torch.rand(num_envs, env.num_actions, generator=gen) * 2 - 1).to(env.device)
+
     for _ in range(5):  # warm-up
-        env.step(torch.rand(num_envs, env.num_actions, generator=gen) * 2 - 1)
-    env.sim.record()  # the ceiling replays the states and controls the task stepped
-    steps, resets, diverged = 0, 0, 0
+        env.step(random_actions())
+    env.sim.keep_inputs()
+    steps, resets, task_time, bare_time, bare_calls = 0, 0, 0.0, 0.0, 0
     bar = _bar(seconds, progress, "task")
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        _, _, done, info = env.step((torch.rand(num_envs, env.num_actions, generator=gen) * 2 - 1).to(env.device))
+    while task_time < seconds:
+        actions = random_actions()
+        start = time.perf_counter()
+        _, _, done, info = env.step(actions)
+        task_time += time.perf_counter() - start
         resets += int(done.sum())
-        diverged += info["num_diverged"]
         steps += 1
-        bar.update(elapsed)
-    elapsed = time.perf_counter() - start
+        if steps % 2:
+            bare_time += env.sim.replay_last_step()
+            bare_calls += 1
+        bar.update(task_time)
     bar.close()
-    env_rate = steps * num_envs / elapsed
-    ceiling = env.sim.bare_rollout_rate(seconds)
     decimation = env.sim.decimation
+    env_rate = steps * num_envs / task_time
+    ceiling = bare_calls * num_envs * decimation / bare_time
     result = {
         "task": task, "backend": backend, "device": str(env.device), "num_envs": num_envs,
         "decimation": decimation, "threads": env.sim.nthread, "model_path": str(env.sim.model_path),
-        "seconds": round(elapsed, 3), "env_steps_per_s": round(env_rate, 1),
+        "seconds": round(task_time, 3), "steps": steps, "env_steps_per_s": round(env_rate, 1),
         "physics_steps_per_s": round(env_rate * decimation, 1),
         "ceiling_physics_steps_per_s": round(ceiling, 1),
         "fraction_of_ceiling": round(env_rate * decimation / ceiling, 4),
-        "resets": resets, "diverged": diverged, "peak_rss_mb": round(peak_rss_mb(), 1),
+        "resets": resets, "diverged": env.sim.num_diverged,  # warm-up included
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "randomization": env.cfg.randomization.enabled, **machine(),
     }
     env.close()

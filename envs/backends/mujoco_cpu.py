@@ -75,8 +75,7 @@ class MujocoBackend:
             self._sensor_slices[m.sensor(i).name] = slice(adr, adr + dim)
         self.diverged = torch.zeros(num_envs, dtype=torch.bool)
         self.num_diverged = 0
-        self._snapshots = None
-        self._max_snapshots = 0
+        self._last_input: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- names -------------------------------------------------------------------------------------------
     @property
@@ -108,10 +107,9 @@ class MujocoBackend:
         ctrl = ctrl.detach().cpu().numpy() if isinstance(ctrl, torch.Tensor) else np.asarray(ctrl)
         self._ctrl[:] = ctrl[:, None, :]
         t_expected = self._state[:, 0] + self.decimation * self.physics_dt
-        if self._snapshots is not None and len(self._snapshots) < self._max_snapshots:
-            if self._calls % self._stride == 0:
-                self._snapshots.append((self._state.copy(), self._ctrl.copy()))
-            self._calls += 1
+        if self._last_input is not None:
+            np.copyto(self._last_input[0], self._state)
+            np.copyto(self._last_input[1], self._ctrl)
         self._pool.rollout(self.models, self._datas, self._state, self._ctrl, control_spec=CTRL_SPEC,
                            skip_checks=True, nstep=self.decimation, initial_warmstart=self._warmstart,
                            state=self._traj, sensordata=self._sens, chunk_size=None)
@@ -138,30 +136,22 @@ class MujocoBackend:
         self._state[ids, 1 + m.nq:1 + m.nq + m.nv] = qvel.detach().cpu().numpy()
         self._sens[ids] = 0.0
 
-    def record(self, max_snapshots: int = 64, stride: int = 4) -> None:
-        """Keep the (state, ctrl) that every `stride`-th step starts from, up to `max_snapshots`, for
-        `bare_rollout_rate`."""
-        self._snapshots = []
-        self._max_snapshots, self._stride, self._calls = max_snapshots, stride, 0
+    def keep_inputs(self, on: bool = True) -> None:
+        """Keep a copy of the (state, ctrl) each step starts from, for `replay_last_step`."""
+        self._last_input = (np.empty_like(self._state), np.empty_like(self._ctrl)) if on else None
 
-    def bare_rollout_rate(self, seconds: float) -> float:
-        """The ceiling: physics steps/s of bare `mujoco.rollout` on this backend's models, worlds, threads and
-        substeps per call, with no task logic, replaying the recorded (state, ctrl) snapshots so that it does the
-        same physics work as the task did (or holding the current state and ctrl if nothing was recorded)."""
+    def replay_last_step(self) -> float:
+        """The ceiling, one call at a time: step the last step's exact input (same models, worlds, threads and
+        substeps) through bare `mujoco.rollout`, with no task logic, into scratch buffers. Returns its seconds."""
         import time
 
-        snapshots = self._snapshots or [(self._state.copy(), self._ctrl.copy())]
-        state = np.empty_like(self._state)
+        state, ctrl = self._last_input
         traj, sens = np.empty_like(self._traj), np.empty_like(self._sens)
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            snap_state, snap_ctrl = snapshots[calls % len(snapshots)]
-            np.copyto(state, snap_state)
-            self._pool.rollout(self.models, self._datas, state, snap_ctrl, control_spec=CTRL_SPEC, skip_checks=True,
-                               nstep=self.decimation, initial_warmstart=self._warmstart, state=traj,
-                               sensordata=sens, chunk_size=None)
-            calls += 1
-        return calls * self.num_envs * self.decimation / (time.perf_counter() - start)
+        start = time.perf_counter()
+        self._pool.rollout(self.models, self._datas, state, ctrl, control_spec=CTRL_SPEC, skip_checks=True,
+                           nstep=self.decimation, initial_warmstart=self._warmstart, state=traj, sensordata=sens,
+                           chunk_size=None)
+        return time.perf_counter() - start
 
     # ---- per-world model parameters ------------------------------------------------------------------------
     def _own_models(self) -> None:

@@ -1,0 +1,71 @@
+"""Config validation: every error names its field."""
+
+import pytest
+
+from pg_robotics.envs import ConfigError, make, task_config
+from pg_robotics.envs.config import load_yaml, parse_overrides
+
+
+def test_defaults_and_overrides_apply():
+    cfg = task_config("quadruped-flat", {"sim": {"decimation": 2}, "commands": {"lin_vel_x": [0, 1]}})
+    assert cfg.sim.decimation == 2 and cfg.sim.dt == 0.005
+    assert cfg.commands.lin_vel_x == (0.0, 1.0)
+    assert task_config("quadruped-flat").sim.decimation == 4  # defaults untouched
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rewards": {"trackin_lin_vel": 1.0}}, "task.rewards.trackin_lin_vel: unknown key"),
+    ({"simulation": {}}, "task.simulation: unknown key"),
+    ({"sim": {"decimation": "four"}}, "task.sim.decimation: expected an integer"),
+    ({"sim": {"decimation": True}}, "task.sim.decimation: expected an integer"),
+    ({"sim": {"dt": "fast"}}, "task.sim.dt: expected a number"),
+    ({"commands": {"lin_vel_x": [1.0]}}, "task.commands.lin_vel_x: expected a list of 2"),
+    ({"commands": {"lin_vel_x": [1.0, -1.0]}}, "task.commands: lin_vel_x: lower bound"),
+    ({"constraints": {"torque": {"p_max": 2.0}}}, "task.constraints.torque: p_max: must be in [0, 1]"),
+    ({"observations": {"joint_vel": {"scale": "big"}}}, "task.observations.joint_vel.scale"),
+    ({"robot": {"kp": {".*": "stiff"}}}, "task.robot.kp..*: expected a number"),
+    ({"sim": 4}, "task.sim: expected a mapping"),
+])
+def test_bad_values_name_the_field(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        task_config("quadruped-flat", overrides)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"robot": {"default_joint_pos": {"XX_hip_joint": 0.1}}}, "robot.default_joint_pos: 'XX_hip_joint' matches no"),
+    ({"robot": {"kp": {"FR_.*": 20.0}}}, "robot.kp: no value for joint(s) FL_hip_joint"),
+    ({"robot": {"kd": {".*": 0.5, "FR_hip_joint": 1.0}}}, "robot.kd: joint FR_hip_joint is matched by more than one"),
+    ({"robot": {"feet": ["FR_paw"]}}, "robot.feet: 'FR_paw' has no contact sensor"),
+    ({"robot": {"mjcf": "spot.xml"}}, "robot.mjcf: no model 'spot.xml'"),
+    ({"observations": {"policy": ["base_height_map"]}}, "observations.policy: unknown term 'base_height_map'"),
+    ({"observations": {"command": {"scale": [1.0, 2.0]}}}, "observations.command.scale: expected 1 or 3 values"),
+])
+def test_model_dependent_errors_name_the_field(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        make("quadruped-flat", 2, overrides=overrides)
+    assert message in str(err.value)
+
+
+def test_unknown_task_and_backend():
+    with pytest.raises(ConfigError, match="unknown task 'biped-flat'"):
+        make("biped-flat", 2)
+    with pytest.raises(ConfigError, match="backend: unknown backend 'physx'"):
+        make("quadruped-flat", 2, backend="physx")
+    with pytest.raises(ConfigError, match="num_envs: must be >= 1"):
+        make("quadruped-flat", 0)
+
+
+def test_yaml_loading_and_overrides(tmp_path):
+    path = tmp_path / "task.yaml"
+    path.write_text("sim:\n  decimation: 2\nrewards:\n  torques: -0.001\n")
+    assert task_config("quadruped-flat", load_yaml(path)).rewards.torques == -0.001
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_yaml(path)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_yaml(tmp_path / "missing.yaml")
+    assert parse_overrides(["sim.dt=0.002", "commands.lin_vel_x=[0, 1]"]) == {
+        "sim": {"dt": 0.002}, "commands": {"lin_vel_x": [0, 1]}}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["sim.dt"])
