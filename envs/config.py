@@ -132,6 +132,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def deep_update(base: dict, new: dict) -> dict:
+    """A copy of the nested mapping `base` with `new` written over it, key by key at every depth."""
+    out = dict(base)
+    for key, value in new.items():
+        out[key] = deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def to_dict(cfg: Any) -> Any:
     """A dataclass config as plain YAML-able data (tuples become lists)."""
     if dataclasses.is_dataclass(cfg):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from pg_robotics.envs import TASKS, ConfigError
 from pg_robotics.envs.backends import BACKENDS
-from pg_robotics.envs.config import parse_overrides
+from pg_robotics.envs.config import deep_update, load_yaml, parse_overrides
 
 
 def _positive_ints(text: str) -> list[int]:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--num-envs", type=_positive_ints, default=[1024], help="one count, or several: 1024,4096")
     sim.add_argument("--seconds", type=_positive_float, default=10.0)
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--config", help="a recipe YAML whose task: section overrides the task defaults")
     sim.add_argument("--no-randomization", action="store_true", help="disable domain randomization")
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override")
     sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
@@ -85,6 +87,15 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(flush=True)
 
 
+def task_overrides(config: str | None, sets: list[str]) -> dict:
+    """The task section of a recipe file, with `--set key=value` overrides applied on top."""
+    recipe = load_yaml(config) if config else {}
+    unknown = set(recipe) - {"task", "algorithm", "runner"}
+    if unknown:
+        raise ConfigError(f"{config}: {sorted(unknown)[0]}: unknown key (known: algorithm, runner, task)")
+    return deep_update(recipe.get("task") or {}, parse_overrides(sets))
+
+
 def cmd_bench(args) -> None:
     from pg_robotics import bench
 
@@ -92,7 +103,7 @@ def cmd_bench(args) -> None:
         for n in args.num_envs:
             _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)
         return
-    overrides = parse_overrides([f"task.{kv}" for kv in args.set]).get("task", {})
+    overrides = task_overrides(args.config, args.set)
     if args.no_randomization:
         overrides.setdefault("randomization", {})["enabled"] = False
     for n in args.num_envs:
@@ -102,6 +113,8 @@ def cmd_bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pgr ... | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -132,3 +132,10 @@ def test_state_views_are_zero_copy():
     assert sim.sensor("FR_foot_force").shape == (2, 3)
     assert sim.sensor_history("FR_foot_force").shape == (2, 4, 3)
     assert isinstance(sim.model, mujoco.MjModel)
+
+
+def test_wrong_action_shape_is_refused(still_env):
+    import pytest
+
+    with pytest.raises(ValueError, match=r"actions: expected shape \(4, 12\), got \(4, 11\)"):
+        still_env.step(torch.zeros(4, 11))

@@ -69,3 +69,26 @@ def test_yaml_loading_and_overrides(tmp_path):
         "sim": {"dt": 0.002}, "commands": {"lin_vel_x": [0, 1]}}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["sim.dt"])
+
+
+def test_shipped_recipes_validate():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        assert task_config("quadruped-flat", load_yaml(path).get("task")).sim.decimation >= 1
+
+
+def test_set_overrides_merge_into_a_recipe_at_every_depth(tmp_path):
+    from pg_robotics.cli import task_overrides
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task:\n  constraints:\n    torque: {limit: 0.8, p_max: 0.3}\n  sim: {decimation: 2}\n")
+    merged = task_overrides(str(recipe), ["constraints.torque.p_max=0.5", "sim.dt=0.002"])
+    cfg = task_config("quadruped-flat", merged)
+    assert (cfg.constraints.torque.limit, cfg.constraints.torque.p_max) == (0.8, 0.5)
+    assert (cfg.sim.decimation, cfg.sim.dt) == (2, 0.002)
+    recipe.write_text("tsak: {}\n")
+    with pytest.raises(ConfigError, match="tsak: unknown key"):
+        task_overrides(str(recipe), [])

@@ -46,7 +46,8 @@ def hand_state(**changes) -> LocoState:
         foot_forces=torch.tensor([[[0.0, 0.0, 32.0]] * 4]), trunk_force=z3.clone(),
         thigh_forces=torch.zeros(1, 4, 3), calf_forces=torch.zeros(1, 4, 3),
         feet_air_time=z4.clone(), first_contact=torch.zeros(1, 4, dtype=torch.bool),
-        default_joint_pos=default, joint_pos_limits=torch.tensor([[-0.863, 0.863], [-0.686, 4.501], [-2.818, -0.888]] * 4),
+        default_joint_pos=default,
+        joint_pos_limits=torch.tensor([[-0.863, 0.863], [-0.686, 4.501], [-2.818, -0.888]] * 4),
         torque_limits=torch.tensor([23.7, 23.7, 35.55] * 4), velocity_limits=torch.tensor([30.1, 30.1, 20.06] * 4))
     for key, value in changes.items():
         setattr(s, key, value)

@@ -15,5 +15,5 @@ def resolve(name: str) -> Path:
     path = path if path.is_absolute() or path.exists() else ASSETS / name
     if not path.is_file():
         available = ", ".join(sorted(p.name for p in ASSETS.glob("*.xml")))
-        raise ConfigError(f"robot.mjcf: no model {name!r} (shipped: {available})")
+        raise ConfigError(f"task.robot.mjcf: no model {name!r} (shipped: {available})")
     return path.resolve()

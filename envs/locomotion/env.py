@@ -73,12 +73,13 @@ class QuadrupedFlatEnv:
         self.num_actions = len(self.joint_names)
         f = dict(dtype=torch.float32, device=self.device)
         self.default_joint_pos = torch.tensor(joint_table(r.default_joint_pos, self.joint_names,
-                                                          "robot.default_joint_pos"), **f)
-        self.kp = joint_table(r.kp, self.joint_names, "robot.kp")
-        self.kd = joint_table(r.kd, self.joint_names, "robot.kd")
-        self.torque_limits = torch.tensor(joint_table(r.torque_limits, self.joint_names, "robot.torque_limits"), **f)
+                                                          "task.robot.default_joint_pos"), **f)
+        self.kp = joint_table(r.kp, self.joint_names, "task.robot.kp")
+        self.kd = joint_table(r.kd, self.joint_names, "task.robot.kd")
+        self.torque_limits = torch.tensor(joint_table(r.torque_limits, self.joint_names,
+                                                      "task.robot.torque_limits"), **f)
         self.velocity_limits = torch.tensor(joint_table(r.velocity_limits, self.joint_names,
-                                                        "robot.velocity_limits"), **f)
+                                                        "task.robot.velocity_limits"), **f)
         sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy())
         self._qpos_idx = torch.tensor(sim.joint_qpos_index(self.joint_names))
         self._dof_idx = torch.tensor(sim.joint_dof_index(self.joint_names))
@@ -91,11 +92,12 @@ class QuadrupedFlatEnv:
                 raise ConfigError(f"{where}: {name!r} has no contact sensor {sensor!r} in {sim.model_path.name}")
             return sensor
 
-        self._foot_sensors = [body_sensor(n, "robot.feet") for n in r.feet]
-        self._thigh_sensors = [body_sensor(n, "robot.thighs") for n in r.thighs]
-        self._calf_sensors = [body_sensor(n, "robot.calves") for n in r.calves]
-        self._trunk_sensor = body_sensor(r.base_body, "robot.base_body")
-        for where, name, kind in (("robot.base_body", r.base_body, "body"), ("robot.floor_geom", r.floor_geom, "geom")):
+        self._foot_sensors = [body_sensor(n, "task.robot.feet") for n in r.feet]
+        self._thigh_sensors = [body_sensor(n, "task.robot.thighs") for n in r.thighs]
+        self._calf_sensors = [body_sensor(n, "task.robot.calves") for n in r.calves]
+        self._trunk_sensor = body_sensor(r.base_body, "task.robot.base_body")
+        for where, name, kind in (("task.robot.base_body", r.base_body, "body"),
+                                  ("task.robot.floor_geom", r.floor_geom, "geom")):
             try:
                 getattr(model, kind)(name)
             except KeyError:
@@ -103,7 +105,7 @@ class QuadrupedFlatEnv:
         self._torque_sensors = [f"{model.actuator(i).name}_torque" for i in range(model.nu)]
         missing = [s for s in self._torque_sensors if s not in sim.sensor_names()]
         if missing:
-            raise ConfigError(f"robot.mjcf: {sim.model_path.name} lacks actuatorfrc sensors {missing}")
+            raise ConfigError(f"task.robot.mjcf: {sim.model_path.name} lacks actuatorfrc sensors {missing}")
 
     def _setup_terms(self) -> None:
         oc, cc = self.cfg.observations, self.cfg.constraints
@@ -113,7 +115,7 @@ class QuadrupedFlatEnv:
             names = getattr(oc, group)
             for name in names:
                 if not hasattr(obs_terms, name) or not hasattr(oc, name):
-                    raise ConfigError(f"observations.{group}: unknown term {name!r}")
+                    raise ConfigError(f"task.observations.{group}: unknown term {name!r}")
             self.observation_layout[group] = [(n, 0) for n in names]
         self.reward_weights = {n: getattr(self.cfg.rewards, n) * self.dt for n in reward_terms.TERMS
                                if getattr(self.cfg.rewards, n) != 0.0}
@@ -143,7 +145,8 @@ class QuadrupedFlatEnv:
             for (name, _), d in zip(terms, dims):
                 s = torch.as_tensor(getattr(self.cfg.observations, name).scale, **f).flatten()
                 if s.numel() not in (1, d):
-                    raise ConfigError(f"observations.{name}.scale: expected 1 or {d} values, got {s.numel()}")
+                    raise ConfigError(
+                        f"task.observations.{name}.scale: expected 1 or {d} values, got {s.numel()}")
                 scales.append(s.expand(d))
             self._obs_scale[group] = torch.cat(scales)
         self.num_obs = {g: sum(d for _, d in t) for g, t in self.observation_layout.items()}
@@ -240,7 +243,8 @@ class QuadrupedFlatEnv:
     # ---- step ------------------------------------------------------------------------------------------------
     def step(self, actions: torch.Tensor):
         if actions.shape != (self.num_envs, self.num_actions):
-            raise ValueError(f"actions: expected shape ({self.num_envs}, {self.num_actions}), got {tuple(actions.shape)}")
+            raise ValueError(f"actions: expected shape ({self.num_envs}, {self.num_actions}), "
+                             f"got {tuple(actions.shape)}")
         rc = self.cfg.robot
         self.last_actions = self.actions
         self.actions = torch.nan_to_num(actions.to(self.device, torch.float32)).clamp(-rc.action_clip, rc.action_clip)
