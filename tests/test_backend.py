@@ -71,6 +71,9 @@ def test_standing_with_zero_action_stays_up_for_10_seconds(still_env):
     assert torch.all(s.base_pos[:, 2] > 0.25)
     assert torch.all(s.projected_gravity[:, 2] < -0.99)
     assert torch.all(s.foot_contact)
+    assert torch.allclose(s.foot_pos[..., 2], torch.full((4, 4), 0.02), atol=0.005)  # sphere radius above ground
+    assert s.foot_vel.abs().max() < 0.01
+    assert torch.all(s.foot_pos[:, :2, 0] > s.base_pos[:, None, 0])  # front feet ahead of the base
     # the feet carry the robot's weight: 12.98 kg
     weight = s.foot_forces[..., 2].abs().sum(1)
     assert torch.allclose(weight, torch.full((4,), 12.984 * 9.81), rtol=0.03)

@@ -44,6 +44,8 @@ def hand_state(**changes) -> LocoState:
         joint_pos=default[None].clone(), joint_vel=z12.clone(), joint_acc=z12.clone(), torques=z12.clone(),
         actions=z12.clone(), last_actions=z12.clone(), command=z3.clone(),
         foot_forces=torch.tensor([[[0.0, 0.0, 32.0]] * 4]), trunk_force=z3.clone(),
+        foot_pos=torch.tensor([[[0.19, -0.13, 0.02], [0.19, 0.13, 0.02], [-0.19, -0.13, 0.02], [-0.19, 0.13, 0.02]]]),
+        foot_vel=torch.zeros(1, 4, 3),
         thigh_forces=torch.zeros(1, 4, 3), calf_forces=torch.zeros(1, 4, 3),
         feet_air_time=z4.clone(), first_contact=torch.zeros(1, 4, dtype=torch.bool),
         default_joint_pos=default,

@@ -110,9 +110,7 @@ class MujocoBackend:
         if self._last_input is not None:
             np.copyto(self._last_input[0], self._state)
             np.copyto(self._last_input[1], self._ctrl)
-        self._pool.rollout(self.models, self._datas, self._state, self._ctrl, control_spec=CTRL_SPEC,
-                           skip_checks=True, nstep=self.decimation, initial_warmstart=self._warmstart,
-                           state=self._traj, sensordata=self._sens, chunk_size=None)
+        self._rollout(self._state, self._ctrl, self._traj, self._sens)
         np.copyto(self._state, self._traj[:, -1])
         # MuJoCo resets a world itself on a bad acceleration (time jumps back): that counts as divergence too.
         nq, nv = self.model.nq, self.model.nv
@@ -126,6 +124,12 @@ class MujocoBackend:
             self.num_diverged += n
             self._state[bad] = np.nan_to_num(self._state[bad], nan=0.0, posinf=0.0, neginf=0.0)
             self._sens[bad] = 0.0
+
+    def _rollout(self, state: np.ndarray, ctrl: np.ndarray, traj: np.ndarray, sens: np.ndarray) -> None:
+        """`decimation` substeps of every world from `state` under `ctrl`, into `traj` and `sens`, in C."""
+        self._pool.rollout(self.models, self._datas, state, ctrl, control_spec=CTRL_SPEC, skip_checks=True,
+                           nstep=self.decimation, initial_warmstart=self._warmstart, state=traj, sensordata=sens,
+                           chunk_size=None)
 
     def reset(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Set the state of worlds `env_ids` (time to 0, the rest of the state to `qpos`, `qvel`)."""
@@ -148,9 +152,7 @@ class MujocoBackend:
         state, ctrl = self._last_input
         traj, sens = np.empty_like(self._traj), np.empty_like(self._sens)
         start = time.perf_counter()
-        self._pool.rollout(self.models, self._datas, state, ctrl, control_spec=CTRL_SPEC, skip_checks=True,
-                           nstep=self.decimation, initial_warmstart=self._warmstart, state=traj, sensordata=sens,
-                           chunk_size=None)
+        self._rollout(state, ctrl, traj, sens)
         return time.perf_counter() - start
 
     # ---- per-world model parameters ------------------------------------------------------------------------

@@ -93,6 +93,11 @@ class QuadrupedFlatEnv:
             return sensor
 
         self._foot_sensors = [body_sensor(n, "task.robot.feet") for n in r.feet]
+        self._foot_pos_sensors = [f"{n}_pos" for n in r.feet]
+        self._foot_vel_sensors = [f"{n}_vel" for n in r.feet]
+        missing = [s for s in self._foot_pos_sensors + self._foot_vel_sensors if s not in sim.sensor_names()]
+        if missing:
+            raise ConfigError(f"task.robot.feet: {sim.model_path.name} lacks foot sensors {missing}")
         self._thigh_sensors = [body_sensor(n, "task.robot.thighs") for n in r.thighs]
         self._calf_sensors = [body_sensor(n, "task.robot.calves") for n in r.calves]
         self._trunk_sensor = body_sensor(r.base_body, "task.robot.base_body")
@@ -164,7 +169,8 @@ class QuadrupedFlatEnv:
                          strength=self._uniform(*rc.motor_strength, n).cpu().numpy())
 
     # ---- state ---------------------------------------------------------------------------------------------
-    def _forces(self, names: list[str]) -> torch.Tensor:
+    def _sensors(self, names: list[str]) -> torch.Tensor:
+        """Sensors `names` of equal dim, stacked: (N, len(names), dim)."""
         return torch.stack([self.sim.sensor(s) for s in names], dim=1).to(self.device, torch.float32)
 
     def _read_state(self, joint_acc: torch.Tensor) -> LocoState:
@@ -180,8 +186,9 @@ class QuadrupedFlatEnv:
             joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx], joint_acc=joint_acc,
             torques=torch.cat([sim.sensor(s) for s in self._torque_sensors], dim=1).to(dev, torch.float32),
             actions=self.actions, last_actions=self.last_actions, command=self.commands,
-            foot_forces=self._forces(self._foot_sensors), trunk_force=self._forces([self._trunk_sensor])[:, 0],
-            thigh_forces=self._forces(self._thigh_sensors), calf_forces=self._forces(self._calf_sensors),
+            foot_forces=self._sensors(self._foot_sensors), foot_pos=self._sensors(self._foot_pos_sensors),
+            foot_vel=self._sensors(self._foot_vel_sensors), trunk_force=self._sensors([self._trunk_sensor])[:, 0],
+            thigh_forces=self._sensors(self._thigh_sensors), calf_forces=self._sensors(self._calf_sensors),
             feet_air_time=torch.zeros_like(self.feet_air_time), first_contact=torch.zeros_like(self.last_contact),
             default_joint_pos=self.default_joint_pos, joint_pos_limits=self.joint_pos_limits,
             torque_limits=self.torque_limits, velocity_limits=self.velocity_limits)

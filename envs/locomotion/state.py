@@ -23,6 +23,8 @@ class LocoState:
     last_actions: torch.Tensor  # (N, J)
     command: torch.Tensor  # (N, 3) v_x, v_y (base frame, m/s), yaw rate (rad/s)
     foot_forces: torch.Tensor  # (N, F, 3) world
+    foot_pos: torch.Tensor  # (N, F, 3) world
+    foot_vel: torch.Tensor  # (N, F, 3) world
     trunk_force: torch.Tensor  # (N, 3)
     thigh_forces: torch.Tensor  # (N, 4, 3)
     calf_forces: torch.Tensor  # (N, 4, 3)
