@@ -1,0 +1,64 @@
+"""Actor-critic MLPs with a state-independent log-std, and a running observation normalizer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(inputs: int, hidden: list[int], outputs: int, activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(inputs, width), ACTIVATIONS[activation]()]
+        inputs = width
+    layers.append(nn.Linear(inputs, outputs))
+    return nn.Sequential(*layers)
+
+
+class EmpiricalNormalizer(nn.Module):
+    """Running mean and variance of the inputs (parallel-variance update); normalizes to zero mean, unit
+    variance, clipped. Its buffers travel with the checkpoint and into the exported ONNX graph."""
+
+    def __init__(self, size: int, eps: float = 1e-2, clip: float = 10.0):
+        super().__init__()
+        self.eps, self.clip = eps, clip
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        n = x.shape[0]
+        total = self.count + n
+        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        delta = batch_mean - self.mean
+        self.mean += delta * (n / total)
+        self.var.copy_((self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total)
+        self.count.copy_(total)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, num_actor_obs: int, num_critic_obs: int, num_actions: int, actor_hidden: list[int],
+                 critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown {activation!r} (known: {', '.join(ACTIVATIONS)})")
+        self.actor = mlp(num_actor_obs, actor_hidden, num_actions, activation)
+        self.critic = mlp(num_critic_obs, critic_hidden, 1, activation)
+        self.log_std = nn.Parameter(torch.full((num_actions,), float(torch.tensor(init_std).log())))
+
+    def distribution(self, obs: torch.Tensor) -> Normal:
+        mean = self.actor(obs)
+        return Normal(mean, self.log_std.exp().expand_as(mean))
+
+    def act_inference(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)
+
+    def value(self, critic_obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(critic_obs).squeeze(-1)

@@ -1,0 +1,71 @@
+"""PPO numerics and a learning check."""
+
+import pytest
+import torch
+
+from pg_robotics.networks import EmpiricalNormalizer
+from pg_robotics.ppo import PPO, PPOCfg
+from pg_robotics.storage import RolloutStorage
+
+from point_mass import PointMass, evaluate
+
+
+def test_gae_with_time_outs_terminations_and_cat_by_hand():
+    st = RolloutStorage(num_envs=2, num_steps=3, num_obs=1, num_critic_obs=1, num_actions=1)
+    values = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    dones = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    time_outs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])  # world 0 times out at t=1, world 1 falls
+    cat_delta = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    for t in range(3):
+        st.add(obs=torch.zeros(2, 1), critic_obs=torch.zeros(2, 1), actions=torch.zeros(2, 1),
+               rewards=torch.ones(2), dones=dones[t], time_outs=time_outs[t], cat_delta=cat_delta[t],
+               values=values[t], log_probs=torch.zeros(2), mu=torch.zeros(2, 1), sigma=torch.ones(2, 1))
+    st.compute_returns(last_values=torch.tensor([4.0, 4.0]), gamma=0.9, lam=0.5)
+    # world 0, by hand:
+    #   t=2: r' = 0.5 * 1 = 0.5; carry = 0.9 * 0.5 = 0.45; d = 0.5 + 0.45 * 4 - 3 = -0.7; A = -0.7
+    #   t=1: r' = 1 + 0.9 * V(s_1) = 2.8 (time-out bootstrap); carry = 0; A = 2.8 - 2 = 0.8
+    #   t=0: d = 1 + 0.9 * 2 - 1 = 1.8; A = 1.8 + 0.9 * 0.5 * 0.8 = 2.16
+    assert st.advantages[:, 0].tolist() == pytest.approx([2.16, 0.8, -0.7])
+    assert st.returns[:, 0].tolist() == pytest.approx([3.16, 2.8, 2.3])
+    # world 1 truly terminates at t=1: no bootstrap, A_1 = 1 - 2 = -1, A_0 = 1.8 + 0.45 * -1
+    assert st.advantages[:, 1].tolist() == pytest.approx([1.35, -1.0, -0.7])
+
+
+def test_normalizer_matches_the_batch_statistics():
+    norm = EmpiricalNormalizer(3)
+    data = torch.randn(1000, 3) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([2.0, -1.0, 0.0])
+    for chunk in data.split(137):
+        norm.update(chunk)
+    assert torch.allclose(norm.mean, data.mean(0), atol=1e-5)
+    assert torch.allclose(norm.var, data.var(0, unbiased=False), rtol=1e-4)
+    assert int(norm.count) == 1000
+    assert norm(data).abs().max() <= 10.0
+
+
+def test_bad_ppo_config_names_the_field():
+    from pg_robotics.envs.config import ConfigError, merge
+
+    with pytest.raises(ConfigError, match="algorithm: schedule: expected 'adaptive' or 'fixed'"):
+        merge(PPOCfg(), {"schedule": "cosine"}, "algorithm")
+    with pytest.raises(ConfigError, match="algorithm.num_epochs: expected an integer"):
+        merge(PPOCfg(), {"num_epochs": 2.5}, "algorithm")
+
+
+def test_ppo_learns_to_drive_a_point_mass_home():
+    torch.manual_seed(0)
+    env = PointMass(num_envs=64, seed=0)
+    cfg = PPOCfg(actor_hidden=[32, 32], critic_hidden=[32, 32], num_steps_per_env=50, num_mini_batches=4,
+                 num_epochs=5, learning_rate=3e-3, entropy_coef=0.0, init_noise_std=0.5)
+    ppo = PPO(cfg, 4, 4, 2, env.num_envs)
+    before = evaluate(ppo.act_inference)
+    obs = env.reset()
+    for _ in range(40):
+        for _ in range(cfg.num_steps_per_env):
+            obs, reward, done, info = env.step(ppo.act(obs))
+            ppo.process_env_step(reward, done, info)
+        ppo.compute_returns(obs)
+        stats = ppo.update()
+    after = evaluate(ppo.act_inference)
+    # measured: doing nothing scores -36.4, a hand-tuned PD controller -7.8; PPO here reaches about -8.3
+    assert before < -25
+    assert after > -11, (before, after, stats)
