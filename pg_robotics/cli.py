@@ -32,6 +32,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    values = _positive_ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one positive integer, got {text!r}")
+    return values[0]
+
+
 def _task_name(text: str) -> str:
     if text not in TASKS:
         raise argparse.ArgumentTypeError(f"unknown task {text!r} (registered: {', '.join(sorted(TASKS))})")
@@ -58,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-randomization", action="store_true", help="disable domain randomization")
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override")
     sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
+
+    train = sub.add_parser("train", help="train a policy (PPO) on a task")
+    train.add_argument("task", type=_task_name)
+    train.add_argument("--config", help="recipe YAML (default: configs/<task>_ppo.yaml)")
+    train.add_argument("--num-envs", type=_positive_int)
+    train.add_argument("--max-iterations", type=_positive_int)
+    train.add_argument("--time-budget", type=_positive_float, metavar="MINUTES")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--run-dir", help="where to write the run (default: runs/<task>/<date-time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe field: task.*, algorithm.* or runner.*")
+    train.add_argument("--no-progress", action="store_true")
 
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
@@ -112,13 +132,19 @@ def cmd_bench(args) -> None:
         _print_result(result, args.json)
 
 
+def cmd_train(args) -> None:
+    from pg_robotics import train
+
+    train.run_from_cli(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pgr ... | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"list": cmd_list, "bench": cmd_bench}[args.command](args)
+        {"list": cmd_list, "bench": cmd_bench, "train": cmd_train}[args.command](args)
     except ConfigError as exc:
         print(f"pgr: error: {exc}", file=sys.stderr)
         return 2

@@ -193,6 +193,19 @@ class MujocoBackend:
             model.actuator_forcerange[:, 1] = force_limit
             model.actuator_forcelimited[:] = 1
 
+    def state_dict(self) -> dict:
+        """The worlds' physics state (models are rebuilt from the seed, not saved)."""
+        return {"state": torch.from_numpy(self._state.copy()), "sensordata": torch.from_numpy(self._sens.copy()),
+                "num_diverged": self.num_diverged}
+
+    def load_state_dict(self, state: dict) -> None:
+        if tuple(state["state"].shape) != self._state.shape:
+            raise ValueError(f"backend state: expected shape {self._state.shape}, got {tuple(state['state'].shape)}"
+                             " (a different num_envs or model?)")
+        self._state[:] = state["state"].numpy()
+        self._sens[:] = state["sensordata"].numpy()
+        self.num_diverged = int(state["num_diverged"])
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

@@ -312,5 +312,25 @@ class QuadrupedFlatEnv:
             self.state = self._read_state(s.joint_acc)
         return self.observations(), reward, done, info
 
+    _STATE = ("actions", "last_actions", "last_joint_vel", "commands", "episode_length", "feet_air_time",
+              "last_contact")
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue bit-identically (with the same config and seed)."""
+        return {"sim": self.sim.state_dict(), "gen": self.gen.get_state(), "cat": self.cat.state_dict(),
+                "common_step_counter": self.common_step_counter,
+                "episode_sums": {k: v.clone() for k, v in self.episode_sums.items()},
+                **{k: getattr(self, k).clone() for k in self._STATE}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sim.load_state_dict(state["sim"])
+        self.gen.set_state(state["gen"])
+        self.cat.load_state_dict(state["cat"])
+        self.common_step_counter = state["common_step_counter"]
+        self.episode_sums = {k: v.clone() for k, v in state["episode_sums"].items()}
+        for k in self._STATE:
+            setattr(self, k, state[k].clone().to(self.device))
+        self.state = self._read_state(torch.zeros_like(self.actions))
+
     def close(self) -> None:
         self.sim.close()

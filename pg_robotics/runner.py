@@ -1,0 +1,218 @@
+"""On-policy runner: collect rollouts, update PPO, log, checkpoint. A run directory holds
+
+    config.yaml        the resolved recipe (task, algorithm, runner) and the git commit
+    checkpoints/       model_<iteration>.pt, written atomically (temp file + rename), loadable with weights_only=True
+    events.*           TensorBoard: every reward term, CaT delta and violation rates, losses, KL, learning rate, fps
+    summary.json       the last iteration's figures, rewritten after each checkpoint
+    learning_curves.png
+
+A checkpoint holds the model, optimizer, normalizers, env state and every RNG state, so `--resume` continues
+exactly where the run stopped; Ctrl-C saves one before leaving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from pg_robotics.envs.config import to_dict
+from pg_robotics.ppo import PPO, PPOCfg
+
+
+@dataclass
+class RunnerCfg:
+    num_envs: int = 1024
+    max_iterations: int = 1500
+    time_budget_min: float = 0.0  # 0: no limit
+    save_interval: int = 50
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "mujoco"
+    threads: int = 0  # torch threads for the update; 0: all cores (stepping always uses 1)
+
+    def __post_init__(self):
+        for name in ("num_envs", "max_iterations", "save_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.time_budget_min < 0:
+            raise ValueError(f"time_budget_min: must be >= 0, got {self.time_budget_min}")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+class OnPolicyRunner:
+    def __init__(self, env, task: str, task_cfg, algo_cfg: PPOCfg, runner_cfg: RunnerCfg, run_dir: Path):
+        self.env, self.task, self.cfg, self.run_dir = env, task, runner_cfg, Path(run_dir)
+        self.task_cfg, self.algo_cfg = task_cfg, algo_cfg
+        num_obs = env.num_obs["policy"]
+        num_critic = env.num_obs.get("critic", num_obs)
+        self.alg = PPO(algo_cfg, num_obs, num_critic, env.num_actions, env.num_envs, env.device)
+        self.iteration = 0
+        self.total_steps = 0
+        self.elapsed = 0.0
+        self.obs = env.reset()
+        self.update_gen = torch.Generator().manual_seed(runner_cfg.seed)
+        self.history: list[dict] = []
+        self.update_threads = runner_cfg.threads or os.cpu_count() or 1
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def save(self) -> Path:
+        path = self.run_dir / "checkpoints" / f"model_{self.iteration}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save({"iteration": self.iteration, "total_steps": self.total_steps, "elapsed": self.elapsed,
+                     "algorithm": self.alg.state_dict(), "env": self.env.state_dict(), "obs": self.obs,
+                     "torch_rng": torch.get_rng_state(), "update_rng": self.update_gen.get_state(),
+                     "history": json.dumps(self.history)}, path)
+        self._write_summary()
+        return path
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, weights_only=True)
+        self.iteration, self.total_steps, self.elapsed = state["iteration"], state["total_steps"], state["elapsed"]
+        self.alg.load_state_dict(state["algorithm"])
+        self.env.load_state_dict(state["env"])
+        self.obs = state["obs"]
+        torch.set_rng_state(state["torch_rng"])
+        self.update_gen.set_state(state["update_rng"])
+        self.history = json.loads(state["history"])
+
+    def write_config(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        recipe = {"task_name": self.task, "git_commit": git_commit(), "task": to_dict(self.task_cfg),
+                  "algorithm": to_dict(self.algo_cfg), "runner": to_dict(self.cfg)}
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+
+    def _write_summary(self) -> None:
+        last = self.history[-1] if self.history else {}
+        summary = {"task": self.task, "iteration": self.iteration, "total_env_steps": self.total_steps,
+                   "train_seconds": round(self.elapsed, 1), **last}
+        tmp = self.run_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, self.run_dir / "summary.json")
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def learn(self, progress: bool = True) -> dict:
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        cfg, env, alg = self.cfg, self.env, self.alg
+        writer = SummaryWriter(log_dir=str(self.run_dir))
+        returns, lengths = deque(maxlen=200), deque(maxlen=200)
+        ep_return = torch.zeros(env.num_envs, device=env.device)
+        ep_length = torch.zeros(env.num_envs, device=env.device)
+        budget = cfg.time_budget_min * 60
+        bar = tqdm(total=cfg.max_iterations, initial=self.iteration, disable=not progress, unit="it",
+                   dynamic_ncols=True)
+        try:
+            while self.iteration < cfg.max_iterations and not (budget and self.elapsed >= budget):
+                start = time.perf_counter()
+                torch.set_num_threads(1)
+                episode_terms: dict[str, list[float]] = {}
+                delta_sum, violations = 0.0, {}
+                with torch.no_grad():
+                    for _ in range(alg.cfg.num_steps_per_env):
+                        actions = alg.act(self.obs)
+                        self.obs, rewards, dones, info = env.step(actions)
+                        alg.process_env_step(rewards, dones, info)
+                        ep_return += rewards
+                        ep_length += 1
+                        done_ids = dones.nonzero().flatten()
+                        returns.extend(ep_return[done_ids].tolist())
+                        lengths.extend((ep_length[done_ids] * env.dt).tolist())
+                        ep_return[done_ids] = 0
+                        ep_length[done_ids] = 0
+                        for k, v in info.get("episode", {}).items():
+                            episode_terms.setdefault(k, []).append(float(v))
+                        delta_sum += float(info["cat_delta"].mean())
+                        for k, v in info.get("constraint_violation", {}).items():
+                            violations[k] = violations.get(k, 0.0) + float(v)
+                    alg.compute_returns(self.obs)
+                collect = time.perf_counter() - start
+                torch.set_num_threads(self.update_threads)
+                stats = alg.update(self.update_gen)
+                took = time.perf_counter() - start
+                steps = alg.cfg.num_steps_per_env * env.num_envs
+                self.iteration += 1
+                self.total_steps += steps
+                self.elapsed += took
+                n = alg.cfg.num_steps_per_env
+                record = {"iteration": self.iteration, "env_steps": self.total_steps, "time_s": round(self.elapsed, 2),
+                          "fps": round(steps / took), "collect_fps": round(steps / collect),
+                          "mean_return": sum(returns) / len(returns) if returns else 0.0,
+                          "mean_episode_length_s": sum(lengths) / len(lengths) if lengths else 0.0,
+                          "cat_delta_mean": delta_sum / n, **stats}
+                self.history.append(record)
+                for key, value in record.items():
+                    if key != "iteration":
+                        writer.add_scalar(f"train/{key}", value, self.iteration)
+                for key, values in episode_terms.items():
+                    writer.add_scalar(f"episode/{key}", sum(values) / len(values), self.iteration)
+                for key, value in violations.items():
+                    writer.add_scalar(f"constraints/{key}_violation_rate", value / n, self.iteration)
+                left = (cfg.max_iterations - self.iteration) * took
+                if budget:
+                    left = min(left, budget - self.elapsed)
+                bar.set_postfix_str(f"fps {record['fps']} return {record['mean_return']:.2f} "
+                                    f"ep_len {record['mean_episode_length_s']:.1f}s left {left / 60:.1f}min")
+                bar.update(1)
+                if self.iteration % cfg.save_interval == 0:
+                    self.save()
+                    self.plot()
+        except KeyboardInterrupt:
+            bar.write("interrupted: saving a checkpoint")
+            self.save()
+            raise
+        finally:
+            bar.close()
+            writer.close()
+        self.save()
+        self.plot()
+        return self.history[-1] if self.history else {}
+
+    def plot(self) -> None:
+        if not self.history:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = [r["env_steps"] / 1e6 for r in self.history]
+        panels = [("mean_return", "mean return"), ("mean_episode_length_s", "episode length (s)"),
+                  ("cat_delta_mean", "CaT delta"), ("fps", "env steps/s")]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
+        for ax, (key, title) in zip(axes, panels):
+            ax.plot(x, [r[key] for r in self.history])
+            ax.set_title(title)
+            ax.set_xlabel("env steps (M)")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(self.run_dir / "learning_curves.png", dpi=100)
+        plt.close(fig)

@@ -1,0 +1,81 @@
+"""`pgr train`: build the recipe (defaults < recipe file < CLI flags < --set), the env and the runner; train."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import pg_robotics
+from pg_robotics.envs import ConfigError, make, task_config
+from pg_robotics.envs.config import deep_update, load_yaml, merge, parse_overrides
+
+CONFIGS = Path(pg_robotics.__file__).resolve().parent.parent / "configs"
+SECTIONS = ("task", "algorithm", "runner")
+
+
+def default_recipe(task: str) -> Path | None:
+    path = CONFIGS / f"{task.replace('-', '_')}_ppo.yaml"
+    return path if path.is_file() else None
+
+
+def resolve_recipe(task: str, recipe: dict, overrides: dict):
+    """Validated (task_cfg, algo_cfg, runner_cfg) from a recipe mapping and CLI overrides."""
+    from pg_robotics.ppo import PPOCfg
+    from pg_robotics.runner import RunnerCfg
+
+    data = deep_update(recipe, overrides)
+    unknown = [k for k in data if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
+    return (task_config(task, data.get("task")), merge(PPOCfg(), data.get("algorithm"), "algorithm"),
+            merge(RunnerCfg(), data.get("runner"), "runner"))
+
+
+def run_from_cli(args) -> None:
+    import torch
+
+    from pg_robotics.runner import OnPolicyRunner, latest_checkpoint
+
+    overrides = parse_overrides(args.set)
+    for key in overrides:
+        if key not in SECTIONS:
+            raise ConfigError(f"--set {key}: unknown section (known: {', '.join(SECTIONS)})")
+    flags = {"num_envs": args.num_envs, "max_iterations": args.max_iterations, "seed": args.seed,
+             "time_budget_min": args.time_budget}
+    overrides = deep_update(overrides, {"runner": {k: v for k, v in flags.items() if v is not None}})
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a run directory)")
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise ConfigError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
+        saved = load_yaml(run_dir / "config.yaml")
+        task = saved.pop("task_name")
+        saved.pop("git_commit", None)
+        if task != args.task:
+            raise ConfigError(f"--resume {run_dir}: that run trained {task!r}, not {args.task!r}")
+        recipe = saved
+    else:
+        task = args.task
+        path = Path(args.config) if args.config else default_recipe(task)
+        recipe = load_yaml(path) if path else {}
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / task / stamp
+    task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, overrides)
+    torch.manual_seed(runner_cfg.seed)
+    env = make(task, runner_cfg.num_envs, device=runner_cfg.device, seed=runner_cfg.seed,
+               backend=runner_cfg.backend, cfg=task_cfg)
+    runner = OnPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir)
+    if args.resume:
+        runner.load(ckpt)
+        print(f"resuming {run_dir} from {ckpt.name} (iteration {runner.iteration})", file=sys.stderr)
+    runner.write_config()
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    try:
+        last = runner.learn(progress=not args.no_progress)
+    finally:
+        env.close()
+    print(f"done: iteration {runner.iteration}, {runner.total_steps} env steps, "
+          f"mean return {last.get('mean_return', 0):.3f}; curves: {run_dir / 'learning_curves.png'}")
