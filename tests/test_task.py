@@ -39,7 +39,7 @@ def hand_state(**changes) -> LocoState:
     z3, z12, z4 = torch.zeros(1, 3), torch.zeros(1, 12), torch.zeros(1, 4)
     default = torch.tensor([-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 1.0, -1.5, 0.1, 1.0, -1.5])
     s = LocoState(
-        dt=0.02, base_pos=torch.tensor([[0.0, 0.0, 0.3]]), base_quat=torch.tensor([[1.0, 0, 0, 0]]),
+        dt=0.02, action_scale=0.25, base_pos=torch.tensor([[0.0, 0.0, 0.3]]), base_quat=torch.tensor([[1.0, 0, 0, 0]]),
         base_lin_vel=z3.clone(), base_ang_vel=z3.clone(), projected_gravity=torch.tensor([[0.0, 0.0, -1.0]]),
         joint_pos=default[None].clone(), joint_vel=z12.clone(), joint_acc=z12.clone(), torques=z12.clone(),
         actions=z12.clone(), last_actions=z12.clone(), command=z3.clone(),
@@ -113,6 +113,14 @@ def test_cat_delta_is_zero_when_satisfied_and_p_max_at_the_limit():
     cat2 = ConstraintsAsTerminations({"torque": 1.0}, {"torque": 0.25})
     cat2.load_state_dict(cat.state_dict())
     assert torch.equal(cat2.c_max["torque"], cat.c_max["torque"])
+
+
+def test_action_rate_constraint_is_on_joint_target_speed():
+    from pg_robotics.envs.locomotion import constraints
+
+    # a 2.0 jump of the raw action is 0.5 rad of target in 0.02 s: 25 rad/s, inside the 80 rad/s limit
+    s = hand_state(actions=torch.full((1, 12), 2.0))
+    assert torch.allclose(constraints.action_rate(s), torch.full((1, 12), 25.0))
 
 
 def test_env_reports_cat_delta_for_violations(still_env):

@@ -139,7 +139,7 @@ class ConstraintsCfg:
     torque: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=0.95))  # |tau| / torque limit
     joint_vel: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=0.9))  # |qdot| / speed limit
     joint_acc: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=800.0))  # rad/s^2
-    action_rate: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=80.0))  # |da| / dt, 1/s
+    action_rate: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=80.0))  # joint target rad/s
     body_contact: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=0.0, p_max=1.0))  # trunk, thighs
     foot_contact_force: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=300.0))  # N per foot
     base_orientation: ConstraintCfg = field(default_factory=lambda: ConstraintCfg(limit=0.5))  # |gravity_xy| in base

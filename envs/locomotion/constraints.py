@@ -21,7 +21,8 @@ def joint_acc(s: LocoState) -> torch.Tensor:
 
 
 def action_rate(s: LocoState) -> torch.Tensor:
-    return (s.actions - s.last_actions).abs() / s.dt
+    """Rate of change of the joint position targets (rad/s), not of the raw actions."""
+    return (s.actions - s.last_actions).abs() * s.action_scale / s.dt
 
 
 def body_contact(s: LocoState) -> torch.Tensor:

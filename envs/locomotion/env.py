@@ -180,7 +180,7 @@ class QuadrupedFlatEnv:
         quat = qpos[:, 3:7]
         gravity = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(self.num_envs, 3)
         return LocoState(
-            dt=self.dt, base_pos=qpos[:, :3], base_quat=quat,
+            dt=self.dt, action_scale=self.cfg.robot.action_scale, base_pos=qpos[:, :3], base_quat=quat,
             base_lin_vel=rotations.rotate_inverse(quat, qvel[:, :3]), base_ang_vel=qvel[:, 3:6],
             projected_gravity=rotations.rotate_inverse(quat, gravity),
             joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx], joint_acc=joint_acc,

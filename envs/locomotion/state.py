@@ -10,6 +10,7 @@ import torch
 @dataclass
 class LocoState:
     dt: float  # policy period (s)
+    action_scale: float  # joint target = default + action * action_scale (rad)
     base_pos: torch.Tensor  # (N, 3) world
     base_quat: torch.Tensor  # (N, 4) w, x, y, z
     base_lin_vel: torch.Tensor  # (N, 3) base frame
