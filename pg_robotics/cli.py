@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a recipe field: task.*, algorithm.* or runner.*")
     train.add_argument("--no-progress", action="store_true")
 
+    ev = sub.add_parser("eval", help="the deterministic policy of a run on fixed commands")
+    ev.add_argument("run_dir")
+    ev.add_argument("--episodes", type=_positive_int, default=32, help="worlds per command")
+    ev.add_argument("--seconds", type=_positive_float, default=20.0)
+    ev.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    ev.add_argument("--json", action="store_true")
+
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
     gym.add_argument("--num-envs", type=_positive_ints, default=[16])
@@ -132,6 +139,23 @@ def cmd_bench(args) -> None:
         _print_result(result, args.json)
 
 
+def cmd_eval(args) -> None:
+    from pathlib import Path
+
+    from pg_robotics.evaluate import evaluate
+
+    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key in ("lin_vel_error", "ang_vel_error", "fall_rate", "mean_return"):
+        print(f"{key:<16} {result[key]:.4f}")
+    for row in result["per_command"]:
+        print(f"  command {row['command']}: lin {row['lin_vel_error']:.3f} m/s, ang {row['ang_vel_error']:.3f} rad/s,"
+              f" falls {row['fall_rate']:.2f}")
+
+
 def cmd_train(args) -> None:
     from pg_robotics import train
 
@@ -144,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"list": cmd_list, "bench": cmd_bench, "train": cmd_train}[args.command](args)
+        {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval}[args.command](args)
     except ConfigError as exc:
         print(f"pgr: error: {exc}", file=sys.stderr)
         return 2

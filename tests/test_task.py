@@ -152,6 +152,17 @@ def test_upside_down_is_a_hard_termination_and_time_outs_are_flagged_apart():
     assert info["episode"]["length"] == pytest.approx(0.2)
 
 
+def test_only_positive_clips_the_summed_reward_at_zero():
+    actions = torch.full((4, 12), 10.0)  # action-rate penalty 12 * 10^2 * 0.01 * 0.02 = 0.24 > 0.03 of tracking
+    rewards = []
+    for only_positive in (False, True):
+        env = make("quadruped-flat", 4, seed=0, overrides={**STILL, "rewards": {"only_positive": only_positive}})
+        env.step(torch.zeros(4, 12))
+        rewards.append(env.step(actions)[1])
+    assert torch.all(rewards[0] < 0)
+    assert torch.all(rewards[1] == 0)
+
+
 def test_commands_respect_ranges_and_standing_share():
     env = make("quadruped-flat", 2000, overrides={"commands": {"lin_vel_x": [0.2, 1.0], "standing_fraction": 0.25},
                                                   "randomization": {"enabled": False}})

@@ -115,6 +115,9 @@ class RewardsCfg:
     tracking_sigma: float = 0.25
     air_time_target: float = 0.5
     soft_joint_limit: float = 0.9  # fraction of the joint range beyond which joint_limits penalizes
+    # Clip the summed reward at 0 (legged_gym's default): with net-negative rewards, ending the episode early
+    # (falling, or CaT's hard contact constraint) pays, and the policy learns to do exactly that.
+    only_positive: bool = True
 
     def __post_init__(self):
         if self.tracking_sigma <= 0:

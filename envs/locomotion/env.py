@@ -287,6 +287,8 @@ class QuadrupedFlatEnv:
             term = getattr(reward_terms, name)(s, self.cfg.rewards) * weight
             reward += term
             self.episode_sums[name] += term
+        if self.cfg.rewards.only_positive:
+            reward = reward.clamp(min=0.0)
         cat_delta, violation = self.cat({n: getattr(constraint_terms, n)(s) for n in self.cat.limits})
         cat_delta = torch.where(terminated, torch.ones_like(cat_delta), cat_delta)
 
