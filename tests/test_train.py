@@ -25,6 +25,8 @@ def pgr(*args):
     (["train", "quadruped-flat", "--set", "optimizer.lr=0.1"], "--set optimizer: unknown section"),
     (["train", "quadruped-flat", "--set", "runner.save_interval=0"], "runner: save_interval: must be >= 1"),
     (["train", "quadruped-flat", "--resume", "/nonexistent/run"], "no config.yaml there"),
+    (["eval", "/nonexistent/run"], "no config.yaml there (not a run directory)"),
+    (["eval", "/tmp", "--episodes", "0"], "--episodes"),
 ])
 def test_bad_train_input_exits_2(args, message):
     result = pgr(*args)
@@ -42,6 +44,20 @@ def test_train_smoke_writes_a_complete_run_directory(tmp_path):
     ckpt = torch.load(run / "checkpoints" / "model_2.pt", weights_only=True)
     assert ckpt["iteration"] == 2 and "obs_normalizer" in ckpt["algorithm"]
     assert not list(run.glob("checkpoints/*.tmp"))
+
+
+def test_eval_reports_tracking_errors_on_fixed_commands(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "quadruped-flat", "--max-iterations", "1", "--run-dir", str(run), *SMALL]) == 0
+    result = pgr("eval", str(run), "--episodes", "2", "--seconds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert [row["command"] for row in r["per_command"]] == [
+        [0.5, 0, 0], [1.0, 0, 0], [-0.3, 0, 0], [0, 0.3, 0], [0, 0, 0.6], [0, 0, 0]]
+    assert 0 <= r["fall_rate"] <= 1 and r["lin_vel_error"] >= 0 and r["ang_vel_error"] >= 0
+    # an untrained policy cannot follow 1 m/s: its error there is most of the command
+    assert r["per_command"][1]["lin_vel_error"] > 0.5
+    assert r["checkpoint"].endswith("model_1.pt")
 
 
 def test_resume_continues_bit_identically(tmp_path):
