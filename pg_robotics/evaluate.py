@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from pg_robotics.envs import ConfigError, make
-from pg_robotics.envs.config import load_yaml
 
 COMMANDS = ((0.5, 0.0, 0.0), (1.0, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.6), (0.0, 0.0, 0.0))
 
@@ -15,17 +14,13 @@ COMMANDS = ((0.5, 0.0, 0.0), (1.0, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0),
 def load_policy(run_dir: Path, checkpoint: Path | None = None):
     """(task name, task config, PPO with the checkpoint's weights and normalizers) of a run directory."""
     from pg_robotics.runner import latest_checkpoint
-    from pg_robotics.train import resolve_recipe
+    from pg_robotics.train import read_run, resolve_recipe
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: no config.yaml there (not a run directory)")
+    task, recipe = read_run(run_dir)
     checkpoint = checkpoint or latest_checkpoint(run_dir)
     if checkpoint is None or not Path(checkpoint).is_file():
         raise ConfigError(f"{run_dir}: no checkpoint found")
-    recipe = load_yaml(run_dir / "config.yaml")
-    task = recipe.pop("task_name")
-    recipe.pop("git_commit", None)
     task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, {})
     return task, task_cfg, algo_cfg, runner_cfg, torch.load(checkpoint, weights_only=True), checkpoint
 

@@ -19,6 +19,15 @@ def default_recipe(task: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def read_run(run_dir: Path) -> tuple[str, dict]:
+    """The task name and resolved recipe saved in a run directory."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: no config.yaml there (not a run directory)")
+    recipe = load_yaml(run_dir / "config.yaml")
+    recipe.pop("git_commit", None)
+    return recipe.pop("task_name"), recipe
+
+
 def resolve_recipe(task: str, recipe: dict, overrides: dict):
     """Validated (task_cfg, algo_cfg, runner_cfg) from a recipe mapping and CLI overrides."""
     from pg_robotics.ppo import PPOCfg
@@ -46,17 +55,12 @@ def run_from_cli(args) -> None:
     overrides = deep_update(overrides, {"runner": {k: v for k, v in flags.items() if v is not None}})
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a run directory)")
+        task, recipe = read_run(run_dir)
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise ConfigError(f"--resume {run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
-        saved = load_yaml(run_dir / "config.yaml")
-        task = saved.pop("task_name")
-        saved.pop("git_commit", None)
         if task != args.task:
             raise ConfigError(f"--resume {run_dir}: that run trained {task!r}, not {args.task!r}")
-        recipe = saved
     else:
         task = args.task
         path = Path(args.config) if args.config else default_recipe(task)

@@ -24,7 +24,7 @@ def pgr(*args):
     (["train", "quadruped-flat", "--set", "algorithm.learning_rat=0.1"], "algorithm.learning_rat: unknown key"),
     (["train", "quadruped-flat", "--set", "optimizer.lr=0.1"], "--set optimizer: unknown section"),
     (["train", "quadruped-flat", "--set", "runner.save_interval=0"], "runner: save_interval: must be >= 1"),
-    (["train", "quadruped-flat", "--resume", "/nonexistent/run"], "no config.yaml there"),
+    (["train", "quadruped-flat", "--resume", "/nonexistent/run"], "no config.yaml there (not a run directory)"),
     (["eval", "/nonexistent/run"], "no config.yaml there (not a run directory)"),
     (["eval", "/tmp", "--episodes", "0"], "--episodes"),
 ])
