@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--config", help="a recipe YAML whose task: section overrides the task defaults")
     sim.add_argument("--no-randomization", action="store_true", help="disable domain randomization")
-    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override")
+    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override: task.KEY=VALUE")
     sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
 
     train = sub.add_parser("train", help="train a policy (PPO) on a task")
@@ -115,12 +115,18 @@ def _print_result(result: dict, as_json: bool) -> None:
 
 
 def task_overrides(config: str | None, sets: list[str]) -> dict:
-    """The task section of a recipe file, with `--set key=value` overrides applied on top."""
+    """The task section of a recipe file, with `--set task.key=value` overrides applied on top."""
+    from pg_robotics.train import SECTIONS
+
     recipe = load_yaml(config) if config else {}
-    unknown = set(recipe) - {"task", "algorithm", "runner"}
+    unknown = set(recipe) - set(SECTIONS)
     if unknown:
-        raise ConfigError(f"{config}: {sorted(unknown)[0]}: unknown key (known: algorithm, runner, task)")
-    return deep_update(recipe.get("task") or {}, parse_overrides(sets))
+        raise ConfigError(f"{config}: {sorted(unknown)[0]}: unknown key (known: {', '.join(SECTIONS)})")
+    overrides = parse_overrides(sets)
+    for key in overrides:
+        if key != "task":
+            raise ConfigError(f"--set {key}: the simulation bench takes task.* keys only")
+    return deep_update(recipe.get("task") or {}, overrides.get("task", {}))
 
 
 def cmd_bench(args) -> None:

@@ -85,7 +85,7 @@ def test_set_overrides_merge_into_a_recipe_at_every_depth(tmp_path):
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("task:\n  constraints:\n    torque: {limit: 0.8, p_max: 0.3}\n  sim: {decimation: 2}\n")
-    merged = task_overrides(str(recipe), ["constraints.torque.p_max=0.5", "sim.dt=0.002"])
+    merged = task_overrides(str(recipe), ["task.constraints.torque.p_max=0.5", "task.sim.dt=0.002"])
     cfg = task_config("quadruped-flat", merged)
     assert (cfg.constraints.torque.limit, cfg.constraints.torque.p_max) == (0.8, 0.5)
     assert (cfg.sim.decimation, cfg.sim.dt) == (2, 0.002)

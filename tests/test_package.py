@@ -39,12 +39,13 @@ def test_list_table_and_json():
     (["bench", "sim", "--task", "quadruped-hills"], "unknown task 'quadruped-hills'"),
     (["bench", "sim", "--num-envs", "-4"], "--num-envs"),
     (["bench", "sim", "--seconds", "0"], "--seconds"),
-    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "rewards.trackin_lin_vel=1"],
+    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "task.rewards.trackin_lin_vel=1"],
      "task.rewards.trackin_lin_vel: unknown key"),
-    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "sim.decimation=2.5"],
+    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "task.sim.decimation=2.5"],
      "task.sim.decimation: expected an integer"),
-    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "robot.kp={XX_hip_joint: 20}"],
+    (["bench", "sim", "--num-envs", "2", "--seconds", "0.1", "--set", "task.robot.kp={XX_hip_joint: 20}"],
      "'XX_hip_joint' matches no joint"),
+    (["bench", "sim", "--set", "runner.num_envs=4"], "--set runner: the simulation bench takes task.* keys only"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_cli_input_exits_2_with_a_clear_message(args, message):
