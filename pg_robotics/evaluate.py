@@ -26,7 +26,7 @@ def load_policy(run_dir: Path, checkpoint: Path | None = None):
 
 
 def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0, seed: int = 1,
-             checkpoint: Path | None = None, record: bool = False) -> dict:
+             checkpoint: Path | None = None) -> dict:
     from pg_robotics.envs.config import merge
     from pg_robotics.ppo import PPO
 
@@ -47,12 +47,8 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
     ret = torch.zeros(n)
     steps = int(round(seconds / env.dt))
     settle_steps = int(round(settle / env.dt))
-    recorded = []
     for t in range(steps):
         actions = ppo.act_inference(obs)
-        if record:
-            recorded.append({"obs": obs["policy"].clone(), "actions": actions.clone(),
-                             "qpos": env.sim.qpos.clone(), "qvel": env.sim.qvel.clone()})
         obs, reward, done, info = env.step(actions)
         fell = done & ~info["time_outs"] & alive
         ret += reward * alive
@@ -76,6 +72,4 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
               "ang_vel_error": float(ang_err.sum() / counted.sum().clamp(min=1)),
               "fall_rate": float((~alive).float().mean()), "mean_return": float(ret.mean()),
               "per_command": per_command}
-    if record:
-        result["recording"] = recorded
     return result

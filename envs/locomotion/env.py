@@ -116,6 +116,7 @@ class QuadrupedFlatEnv:
         oc, cc = self.cfg.observations, self.cfg.constraints
         self.observation_layout: dict[str, list[tuple[str, int]]] = {}
         self._obs_scale: dict[str, torch.Tensor] = {}
+        self._obs_clip: dict[str, torch.Tensor] = {}
         for group in ("policy", "critic"):
             names = getattr(oc, group)
             for name in names:
@@ -142,7 +143,7 @@ class QuadrupedFlatEnv:
         rc = self.cfg.randomization
         self.push_interval = int(round(rc.push_interval_s / self.dt)) if rc.enabled and rc.push_interval_s > 0 else 0
         self.resample_interval = max(1, int(round(self.cfg.commands.resampling_time_s / self.dt)))
-        self.state = self._read_state(torch.zeros(n, a, **f))
+        self.state = self._read_state()
         for group, terms in self.observation_layout.items():
             dims = [getattr(obs_terms, name)(self.state).shape[1] for name, _ in terms]
             self.observation_layout[group] = [(name, d) for (name, _), d in zip(terms, dims)]
@@ -154,6 +155,8 @@ class QuadrupedFlatEnv:
                         f"task.observations.{name}.scale: expected 1 or {d} values, got {s.numel()}")
                 scales.append(s.expand(d))
             self._obs_scale[group] = torch.cat(scales)
+            self._obs_clip[group] = torch.cat([torch.full((d,), getattr(self.cfg.observations, name).clip, **f)
+                                               for (name, _), d in zip(terms, dims)])
         self.num_obs = {g: sum(d for _, d in t) for g, t in self.observation_layout.items()}
 
     def _uniform(self, lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -173,7 +176,8 @@ class QuadrupedFlatEnv:
         """Sensors `names` of equal dim, stacked: (N, len(names), dim)."""
         return torch.stack([self.sim.sensor(s) for s in names], dim=1).to(self.device, torch.float32)
 
-    def _read_state(self, joint_acc: torch.Tensor) -> LocoState:
+    def _read_state(self, joint_acc: torch.Tensor | None = None) -> LocoState:
+        """The state from the backend; joint_acc (a finite difference the caller owns) defaults to zero."""
         sim, dev = self.sim, self.device
         qpos = sim.qpos.to(dev, torch.float32)
         qvel = sim.qvel.to(dev, torch.float32)
@@ -183,8 +187,9 @@ class QuadrupedFlatEnv:
             dt=self.dt, action_scale=self.cfg.robot.action_scale, base_pos=qpos[:, :3], base_quat=quat,
             base_lin_vel=rotations.rotate_inverse(quat, qvel[:, :3]), base_ang_vel=qvel[:, 3:6],
             projected_gravity=rotations.rotate_inverse(quat, gravity),
-            joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx], joint_acc=joint_acc,
-            torques=torch.cat([sim.sensor(s) for s in self._torque_sensors], dim=1).to(dev, torch.float32),
+            joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx],
+            joint_acc=torch.zeros_like(self.actions) if joint_acc is None else joint_acc,
+            torques=self._sensors(self._torque_sensors)[:, :, 0],
             actions=self.actions, last_actions=self.last_actions, command=self.commands,
             foot_forces=self._sensors(self._foot_sensors), foot_pos=self._sensors(self._foot_pos_sensors),
             foot_vel=self._sensors(self._foot_vel_sensors), trunk_force=self._sensors([self._trunk_sensor])[:, 0],
@@ -204,8 +209,8 @@ class QuadrupedFlatEnv:
                     term = term + (torch.rand(term.shape, generator=self.gen, device=self.device) * 2 - 1) * tc.noise
                 parts.append(term)
             obs = torch.cat(parts, dim=1) * self._obs_scale[group]
-            clips = torch.cat([torch.full((d,), getattr(oc, name).clip, device=self.device) for name, d in terms])
-            out[group] = torch.maximum(torch.minimum(obs, clips), -clips)
+            clip = self._obs_clip[group]
+            out[group] = torch.maximum(torch.minimum(obs, clip), -clip)
         return out
 
     # ---- commands, resets, pushes ----------------------------------------------------------------------------
@@ -244,7 +249,7 @@ class QuadrupedFlatEnv:
 
     def reset(self) -> dict[str, torch.Tensor]:
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
-        self.state = self._read_state(torch.zeros_like(self.actions))
+        self.state = self._read_state()
         return self.observations()
 
     # ---- step ------------------------------------------------------------------------------------------------
@@ -261,9 +266,9 @@ class QuadrupedFlatEnv:
         self.episode_length += 1
         self.common_step_counter += 1
 
-        qvel_joints = self.sim.qvel[:, self._dof_idx].to(self.device, torch.float32)
-        s = self.state = self._read_state((qvel_joints - self.last_joint_vel) / self.dt)
-        self.last_joint_vel = qvel_joints
+        s = self.state = self._read_state()
+        s.joint_acc = (s.joint_vel - self.last_joint_vel) / self.dt
+        self.last_joint_vel = s.joint_vel
 
         # feet air time: paid at touchdown (contact filtered over two steps, as legged_gym does)
         contact = s.foot_contact
@@ -332,7 +337,7 @@ class QuadrupedFlatEnv:
         self.episode_sums = {k: v.clone() for k, v in state["episode_sums"].items()}
         for k in self._STATE:
             setattr(self, k, state[k].clone().to(self.device))
-        self.state = self._read_state(torch.zeros_like(self.actions))
+        self.state = self._read_state()
 
     def close(self) -> None:
         self.sim.close()
