@@ -4,9 +4,18 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+DEMO    ?= runs/demo
 
-setup: $(STAMP)
+.PHONY: setup sysdeps test demo bench clean
+
+setup: $(STAMP) sysdeps
+
+# Headless rendering (`pgr play`) needs OSMesa; installed through apt when we are root and it is missing.
+sysdeps:
+	@ldconfig -p | grep -q libOSMesa || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null; \
+	  else echo "warning: libOSMesa missing: pgr play needs it (apt-get install libosmesa6) or MUJOCO_GL=egl"; fi; }
 
 # Idempotent: reinstalls only when pyproject.toml changes. torch is installed first, pinned,
 # so that no later requirement can pull a CUDA build.
@@ -20,12 +29,23 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The main job on a fresh machine: train the quadruped for 20 minutes, evaluate, render, export and check the
+# deploy runtime. $(DEMO) is the demo's own scratch run directory and is replaced on every run.
 demo: setup
-	$(BIN)/pgr list
-	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 1024 --seconds 10
+	rm -rf $(DEMO)
+	$(BIN)/pgr train quadruped-flat --time-budget 20 --run-dir $(DEMO)
+	$(BIN)/pgr eval $(DEMO) --record $(DEMO)/eval_record.npz | tee $(DEMO)/eval.txt
+	$(BIN)/pgr play $(DEMO) --video $(DEMO)/walk.mp4
+	$(BIN)/pgr export $(DEMO)
+	$(BIN)/pgr bench deploy --policy $(DEMO)/policy.onnx
+	@echo "video:           $(DEMO)/walk.mp4"
+	@echo "learning curves: $(DEMO)/learning_curves.png   (TensorBoard: $(BIN)/tensorboard --logdir $(DEMO))"
+	@echo "eval:            $(DEMO)/eval.txt"
+	@echo "policy:          $(DEMO)/policy.onnx + policy.yaml"
 
 bench: setup
 	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 1024 --seconds 10 --json
+	test ! -f $(DEMO)/policy.onnx || $(BIN)/pgr bench deploy --policy $(DEMO)/policy.onnx --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,1 +1,16 @@
-"""Robot-side runtime for exported policies (numpy + onnxruntime + yaml only; never torch or mujoco)."""
+"""Robot-side runtime for exported policies (numpy + onnxruntime + yaml only; never torch or mujoco).
+
+    from pg_robotics.deploy import Controller, RobotState
+    ctl = Controller.load("policy.onnx")
+    ctl.start(robot_joint_names)                        # a joint the policy drives but the robot lacks: error
+    targets = ctl.step(RobotState(...), (0.5, 0.0, 0.0))  # joint position targets, policy joint order
+"""
+
+from .contract import SCHEMA_VERSION, ContractError, PolicySpec
+from .controller import Controller
+from .observation import ObservationBuilder, RobotState, StateError
+from .policy import Policy
+from .safety import SafetyCfg, SafetyFilter
+
+__all__ = ["SCHEMA_VERSION", "ContractError", "Controller", "ObservationBuilder", "Policy", "PolicySpec",
+           "RobotState", "SafetyCfg", "SafetyFilter", "StateError"]

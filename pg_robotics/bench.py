@@ -109,3 +109,46 @@ class _bar:
     def close(self) -> None:
         if self.tq is not None:
             self.tq.close()
+
+
+def bench_deploy(policy_path: str, steps: int = 20000, threads: int = 1, seed: int = 0) -> dict:
+    """Full `Controller.step` (observation from a joint-name-mapped state, policy, safety filter) against a bare
+    onnxruntime `session.run` on the same input, interleaved in one run. Needs only the base install."""
+    import gc
+
+    import numpy as np
+
+    from pg_robotics.deploy import Controller, RobotState
+
+    ctl = Controller.load(policy_path, threads=threads)
+    spec = ctl.spec
+    rng = np.random.default_rng(seed)
+    names = list(spec.joint_names)
+    ctl.start(names)
+    default = np.asarray(spec.default_joint_pos)
+    session, feed_name = ctl.policy.session, ctl.policy.input_name
+    obs = np.zeros((1, spec.num_obs), dtype=np.float32)
+    step_ns, ort_ns = np.zeros(steps, dtype=np.int64), np.zeros(steps, dtype=np.int64)
+    warmup = max(200, int(ctl.safety.soft_start_steps) + 50)
+    gc.collect()
+    gc.freeze()
+    clock = time.perf_counter_ns
+    for i in range(-warmup, steps):
+        state = RobotState(names, (default + rng.normal(0, 0.05, len(names))).tolist(),
+                           rng.normal(0, 1.0, len(names)).tolist(), (0.0, 0.0, 0.0, 1.0),
+                           rng.normal(0, 0.2, 3).tolist(), stamp=float(i + warmup + 1))
+        t0 = clock()
+        ctl.step(state, (0.5, 0.0, 0.0))
+        t1 = clock()
+        session.run(None, {feed_name: obs})
+        t2 = clock()
+        if i >= 0:
+            step_ns[i], ort_ns[i] = t1 - t0, t2 - t1
+    gc.unfreeze()
+    us = lambda a, p: round(float(np.percentile(a, p)) / 1000, 2)  # noqa: E731
+    stats = ctl.stats()
+    return {"policy": str(policy_path), "steps": steps, "threads": threads, "num_obs": spec.num_obs,
+            "num_actions": spec.num_actions, "step_p50_us": us(step_ns, 50), "step_p99_us": us(step_ns, 99),
+            "step_max_us": us(step_ns, 100), "ort_p50_us": us(ort_ns, 50), "ort_p99_us": us(ort_ns, 99),
+            "step_over_ort_p50": round(float(np.percentile(step_ns, 50) / np.percentile(ort_ns, 50)), 3),
+            "safety_interventions": stats["interventions"], **machine()}

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 
+from pg_robotics.deploy.contract import ContractError
 from pg_robotics.envs import TASKS, ConfigError
 from pg_robotics.envs.backends import BACKENDS
 from pg_robotics.envs.config import deep_update, load_yaml, parse_overrides
@@ -37,6 +38,16 @@ def _positive_int(text: str) -> int:
     if len(values) != 1:
         raise argparse.ArgumentTypeError(f"expected one positive integer, got {text!r}")
     return values[0]
+
+
+def _command(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers vx,vy,wz (m/s, m/s, rad/s), got {text!r}")
+    return values  # type: ignore[return-value]
 
 
 def _task_name(text: str) -> str:
@@ -84,7 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=_positive_int, default=32, help="worlds per command")
     ev.add_argument("--seconds", type=_positive_float, default=20.0)
     ev.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    ev.add_argument("--record", metavar="FILE.npz",
+                    help="also record raw states, observations and actions for `pg_robotics.deploy.replay`")
+    ev.add_argument("--all-checkpoints", action="store_true",
+                    help="evaluate every checkpoint; report the first that meets the walking criterion")
     ev.add_argument("--json", action="store_true")
+
+    play = sub.add_parser("play", help="render the deterministic policy of a run into a video (headless)")
+    play.add_argument("run_dir")
+    play.add_argument("--video", required=True, help="output file, e.g. out.mp4")
+    play.add_argument("--command", dest="commands", type=_command, action="append", metavar="VX,VY,WZ",
+                      help="a fixed command to hold (repeat for a tour; default: the six eval commands)")
+    play.add_argument("--seconds", type=_positive_float, default=4.0, help="seconds per command")
+    play.add_argument("--width", type=_positive_int, default=640)
+    play.add_argument("--height", type=_positive_int, default=480)
+    play.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    play.add_argument("--json", action="store_true")
+
+    dep = bsub.add_parser("deploy", help="latency of the deploy runtime's Controller.step vs bare onnxruntime")
+    dep.add_argument("--policy", required=True, help="an exported policy.onnx")
+    dep.add_argument("--steps", type=_positive_int, default=20000)
+    dep.add_argument("--threads", type=_positive_int, default=1, help="onnxruntime intra-op threads")
+    dep.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="export a run's policy to ONNX with its deploy contract (self-checked)")
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", help="output .onnx (default: RUN_DIR/policy.onnx); a .yaml sidecar goes beside it")
+    ex.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    ex.add_argument("--json", action="store_true")
 
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
@@ -132,6 +170,9 @@ def task_overrides(config: str | None, sets: list[str]) -> dict:
 def cmd_bench(args) -> None:
     from pg_robotics import bench
 
+    if args.bench == "deploy":
+        _print_result(bench.bench_deploy(args.policy, args.steps, args.threads), args.json)
+        return
     if args.bench == "gym":
         for n in args.num_envs:
             _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)
@@ -148,10 +189,34 @@ def cmd_bench(args) -> None:
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from pg_robotics.evaluate import evaluate
+    from pg_robotics.evaluate import evaluate, sweep
 
-    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds,
-                      checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    if args.all_checkpoints:
+        def line(r: dict) -> None:
+            if not args.json:
+                print(f"iteration {r['iteration']:>5}  train {r['train_seconds'] / 60:6.1f} min  lin "
+                      f"{r['lin_vel_error']:.3f}  ang {r['ang_vel_error']:.3f}  falls {r['fall_rate']:.3f}"
+                      f"{'  meets criterion' if r['meets_criterion'] else ''}", flush=True)
+
+        result = sweep(Path(args.run_dir), args.episodes, args.seconds, on_result=line)
+        first = result["first_meeting"]
+        if args.json:
+            print(json.dumps(result))
+        elif first:
+            print(f"first meets the criterion: iteration {first['iteration']} after "
+                  f"{first['train_seconds'] / 60:.1f} min of training ({first['checkpoint']})")
+        else:
+            print("no checkpoint meets the criterion", {k: v for k, v in result["criterion"].items()})
+        return
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds, checkpoint=checkpoint)
+    if args.record:
+        import numpy as np
+
+        from pg_robotics.evaluate import record
+
+        np.savez_compressed(args.record, **record(Path(args.run_dir), checkpoint=checkpoint))
+        result["record"] = args.record
     if args.json:
         print(json.dumps(result))
         return
@@ -159,7 +224,41 @@ def cmd_eval(args) -> None:
         print(f"{key:<16} {result[key]:.4f}")
     for row in result["per_command"]:
         print(f"  command {row['command']}: lin {row['lin_vel_error']:.3f} m/s, ang {row['ang_vel_error']:.3f} rad/s,"
-              f" falls {row['fall_rate']:.2f}")
+              f" falls {row['fall_rate']:.2f}, duty factor {row['duty_factor']}, steps/s {row['steps_per_s']},"
+              f" leg contact {row['leg_contact']:.3f}")
+    print(f"walking criterion {'met' if result['meets_criterion'] else 'NOT met'} (lin <= 0.10, ang <= 0.15, no falls)")
+
+
+def cmd_play(args) -> None:
+    from pathlib import Path
+
+    from pg_robotics.evaluate import COMMANDS
+    from pg_robotics.play import play
+
+    result = play(Path(args.run_dir), Path(args.video), args.commands or list(COMMANDS), args.seconds,
+                  args.width, args.height, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                  progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"video: {result['video']} ({result['frames']} frames at {result['fps']} fps, falls {result['falls']})")
+
+
+def cmd_export(args) -> None:
+    from pathlib import Path
+
+    from pg_robotics.export import export
+
+    report = export(Path(args.run_dir), Path(args.out) if args.out else None,
+                    Path(args.checkpoint) if args.checkpoint else None)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"wrote {report['onnx']} and {report['sidecar']}")
+    print(f"  torch vs onnxruntime: max abs diff {report['onnx_max_abs_diff_random']:.1e} (1000 random obs), "
+          f"{report['onnx_max_abs_diff_recorded']:.1e} (1000 recorded obs)")
+    print(f"  sim states replayed through pg_robotics.deploy (joints shuffled): max abs action diff "
+          f"{report['replay_action_max_abs_diff']:.1e} over {report['replay_samples']} samples")
 
 
 def cmd_train(args) -> None:
@@ -168,14 +267,18 @@ def cmd_train(args) -> None:
     train.run_from_cli(args)
 
 
+COMMANDS = {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
+            "export": cmd_export}
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pgr ... | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval}[args.command](args)
-    except ConfigError as exc:
+        COMMANDS[args.command](args)
+    except (ConfigError, ContractError) as exc:
         print(f"pgr: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -62,8 +62,13 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    return sorted((run_dir / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    ckpts = checkpoints(run_dir)
     return ckpts[-1] if ckpts else None
 
 

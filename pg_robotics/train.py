@@ -67,6 +67,9 @@ def run_from_cli(args) -> None:
         recipe = load_yaml(path) if path else {}
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / task / stamp
+        if (run_dir / "config.yaml").exists():
+            raise ConfigError(f"--run-dir {run_dir}: a run is already there; continue it with --resume {run_dir} "
+                              f"or choose another directory")
     task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, overrides)
     torch.manual_seed(runner_cfg.seed)
     env = make(task, runner_cfg.num_envs, device=runner_cfg.device, seed=runner_cfg.seed,

@@ -27,6 +27,7 @@ def pgr(*args):
     (["train", "quadruped-flat", "--resume", "/nonexistent/run"], "no config.yaml there (not a run directory)"),
     (["eval", "/nonexistent/run"], "no config.yaml there (not a run directory)"),
     (["eval", "/tmp", "--episodes", "0"], "--episodes"),
+    (["eval", "/tmp", "--seconds", "1"], "--seconds: must be longer than the 1 s settling time"),
 ])
 def test_bad_train_input_exits_2(args, message):
     result = pgr(*args)
@@ -46,10 +47,16 @@ def test_train_smoke_writes_a_complete_run_directory(tmp_path):
     assert not list(run.glob("checkpoints/*.tmp"))
 
 
-def test_eval_reports_tracking_errors_on_fixed_commands(tmp_path):
-    run = tmp_path / "run"
-    assert main(["train", "quadruped-flat", "--max-iterations", "1", "--run-dir", str(run), *SMALL]) == 0
-    result = pgr("eval", str(run), "--episodes", "2", "--seconds", "2", "--json")
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "quadruped-flat", "--max-iterations", "2", "--run-dir", str(run), *SMALL,
+                 "--set", "runner.save_interval=1"]) == 0
+    return run
+
+
+def test_eval_reports_tracking_errors_and_gait_on_fixed_commands(trained_run):
+    result = pgr("eval", str(trained_run), "--episodes", "2", "--seconds", "2", "--json")
     assert result.returncode == 0, result.stderr
     r = json.loads(result.stdout)
     assert [row["command"] for row in r["per_command"]] == [
@@ -57,7 +64,44 @@ def test_eval_reports_tracking_errors_on_fixed_commands(tmp_path):
     assert 0 <= r["fall_rate"] <= 1 and r["lin_vel_error"] >= 0 and r["ang_vel_error"] >= 0
     # an untrained policy cannot follow 1 m/s: its error there is most of the command
     assert r["per_command"][1]["lin_vel_error"] > 0.5
-    assert r["checkpoint"].endswith("model_1.pt")
+    assert r["checkpoint"].endswith("model_2.pt") and r["iteration"] == 2 and r["meets_criterion"] is False
+    for row in r["per_command"]:
+        assert len(row["duty_factor"]) == 4 and all(0 <= d <= 1 for d in row["duty_factor"])
+        assert 0 <= row["leg_contact"] <= 1
+
+
+def test_eval_all_checkpoints_reports_time_to_criterion(trained_run):
+    result = pgr("eval", str(trained_run), "--all-checkpoints", "--episodes", "1", "--seconds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert [c["iteration"] for c in r["checkpoints"]] == [1, 2]
+    assert 0 < r["checkpoints"][0]["train_seconds"] <= r["checkpoints"][1]["train_seconds"]
+    assert r["criterion"] == {"lin_vel_error": 0.10, "ang_vel_error": 0.15, "fall_rate": 0.0}
+    assert r["first_meeting"] is None  # two tiny iterations do not walk
+    text = pgr("eval", str(trained_run), "--all-checkpoints", "--episodes", "1", "--seconds", "2")
+    assert "iteration     1" in text.stdout and "no checkpoint meets the criterion" in text.stdout
+
+
+def test_train_refuses_to_overwrite_a_run(trained_run):
+    result = pgr("train", "quadruped-flat", "--run-dir", str(trained_run), "--max-iterations", "1")
+    assert result.returncode == 2 and f"a run is already there; continue it with --resume {trained_run}" in result.stderr
+
+
+def test_play_renders_a_video_headless(trained_run, tmp_path):
+    import imageio.v2 as imageio
+    import numpy as np
+
+    video = tmp_path / "out.mp4"
+    result = pgr("play", str(trained_run), "--video", str(video), "--command", "0.5,0,0", "--command", "0,0,0.6",
+                 "--seconds", "0.4", "--width", "160", "--height", "120", "--json")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert r["frames"] == 40 and r["fps"] == 50
+    frames = [frame for frame in imageio.get_reader(video)]  # list() would ask len(): inf for ffmpeg streams
+    assert len(frames) == 40 and frames[0].shape == (120, 160, 3)
+    assert np.asarray(frames[-1], dtype=float).std() > 10  # a scene, not a blank frame
+    bad = pgr("play", str(trained_run), "--video", str(video), "--command", "0.5,0")
+    assert bad.returncode == 2 and "expected three numbers vx,vy,wz" in bad.stderr
 
 
 def test_resume_continues_bit_identically(tmp_path):
