@@ -99,7 +99,7 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             "steps_per_s": [round(float(v), 2) for v in touchdowns[sl].sum(0) / (total * env.dt)],
             "leg_contact": float(leg_contact[sl].sum() / total)})
     result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": int(state["iteration"]),
-              "train_seconds": round(float(state["elapsed"]), 1), "episodes_per_command": episodes,
+              "train_seconds": round(float(state["elapsed"]), 3), "episodes_per_command": episodes,
               "seconds": seconds, "lin_vel_error": float(lin_err.sum() / counted.sum().clamp(min=1)),
               "ang_vel_error": float(ang_err.sum() / counted.sum().clamp(min=1)),
               "fall_rate": float((~alive).float().mean()), "mean_return": float(ret.mean()),

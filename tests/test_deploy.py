@@ -86,7 +86,7 @@ def test_export_of_a_missing_run_exits_2(tmp_path):
 def test_states_recorded_in_sim_replay_to_the_same_actions(exported, tmp_path):
     run, _ = exported
     rec_path = tmp_path / "rec.npz"
-    result = pgr("eval", str(run), "--episodes", "1", "--seconds", "1", "--record", str(rec_path), "--json")
+    result = pgr("eval", str(run), "--episodes", "1", "--seconds", "2", "--record", str(rec_path), "--json")
     assert result.returncode == 0, result.stderr
     rec = load_record(rec_path)
     assert rec["obs"].shape[1:] == (6 * 4, 45) and rec["orientation_xyzw"].shape[-1] == 4
