@@ -66,7 +66,7 @@ class Controller:
         targets = measured = None
         if state is not None:
             try:
-                measured = self._measured(state)
+                measured = self.builder.joint_positions(state)
                 if not self.safety.estopped and not stale:
                     targets = self._policy_targets(state, command, measured)
             except StateError:
@@ -75,9 +75,6 @@ class Controller:
         self._latency[c["steps"] % len(self._latency)] = time.perf_counter_ns() - t0
         c["steps"] += 1
         return out
-
-    def _measured(self, state: RobotState) -> np.ndarray:
-        return self.builder.joint_positions(state)
 
     def _policy_targets(self, state: RobotState, command: Sequence[float], measured: np.ndarray) -> np.ndarray | None:
         if len(command) != 3:

@@ -51,7 +51,6 @@ class ObservationBuilder:
 
     def __init__(self, spec: PolicySpec, state_joint_names: Sequence[str] | None = None):
         self.spec = spec
-        self.num_obs = spec.num_obs
         self._names: tuple[str, ...] | None = None
         self._index = np.zeros(spec.num_actions, dtype=np.intp)
         terms = spec.observation_terms

@@ -93,8 +93,7 @@ class SafetyFilter:
         if stale:
             c["stale"] += 1
             if self.cfg.stale_mode == "damp" and measured is not None and np.isfinite(measured).all():
-                self.last = np.clip(measured, np.maximum(self.lower, self.last - self.max_step),
-                                    np.minimum(self.upper, self.last + self.max_step))
+                self.last = np.clip(measured, *self._reachable())
             return self.last.copy()
         if targets is None or not math.isfinite(targets.sum()):
             c["nonfinite"] += 1
@@ -104,10 +103,8 @@ class SafetyFilter:
             alpha = (self.steps + 1) / self.soft_start_steps
             out = self.start_pose + alpha * (targets - self.start_pose)
         self.steps += 1
-        # the reachable set this period: within max_step of the last targets and inside the joint limits
-        lo, hi, new = self._lo, self._hi, self._next
-        np.maximum(np.subtract(self.last, self.max_step, out=lo), self.lower, out=lo)
-        np.minimum(np.add(self.last, self.max_step, out=hi), self.upper, out=hi)
+        lo, hi = self._reachable()
+        new = self._next
         np.minimum(np.maximum(out, lo, out=new), hi, out=new)
         if np.not_equal(new, out, out=self._changed).any():
             if np.any(np.abs(out - self.last) > self.max_step):
@@ -116,6 +113,13 @@ class SafetyFilter:
                 c["clamped"] += 1
         self.last, self._next = new, self.last
         return new.copy()
+
+    def _reachable(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of this period's targets: within max_step of the last targets and inside the joint limits."""
+        lo, hi = self._lo, self._hi
+        np.maximum(np.subtract(self.last, self.max_step, out=lo), self.lower, out=lo)
+        np.minimum(np.add(self.last, self.max_step, out=hi), self.upper, out=hi)
+        return lo, hi
 
     @property
     def interventions(self) -> int:

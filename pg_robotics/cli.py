@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from pg_robotics.deploy.contract import ContractError
 from pg_robotics.envs import TASKS, ConfigError
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--episodes", type=_positive_int, default=32, help="worlds per command")
     ev.add_argument("--seconds", type=_positive_float, default=20.0)
-    ev.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    ev.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     ev.add_argument("--record", metavar="FILE.npz",
                     help="also record raw states, observations and actions for `pg_robotics.deploy.replay`")
     ev.add_argument("--all-checkpoints", action="store_true",
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seconds", type=_positive_float, default=4.0, help="seconds per command")
     play.add_argument("--width", type=_positive_int, default=640)
     play.add_argument("--height", type=_positive_int, default=480)
-    play.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    play.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     play.add_argument("--json", action="store_true")
 
     dep = bsub.add_parser("deploy", help="latency of the deploy runtime's Controller.step vs bare onnxruntime")
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run's policy to ONNX with its deploy contract (self-checked)")
     ex.add_argument("run_dir")
     ex.add_argument("--out", help="output .onnx (default: RUN_DIR/policy.onnx); a .yaml sidecar goes beside it")
-    ex.add_argument("--checkpoint", help="a checkpoint file (default: the run's latest)")
+    ex.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     ex.add_argument("--json", action="store_true")
 
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
@@ -187,9 +188,7 @@ def cmd_bench(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from pathlib import Path
-
-    from pg_robotics.evaluate import evaluate, sweep
+    from pg_robotics.evaluate import CRITERION, evaluate, sweep
 
     if args.all_checkpoints:
         def line(r: dict) -> None:
@@ -208,14 +207,13 @@ def cmd_eval(args) -> None:
         else:
             print("no checkpoint meets the criterion", {k: v for k, v in result["criterion"].items()})
         return
-    checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds, checkpoint=checkpoint)
+    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds, checkpoint=args.checkpoint)
     if args.record:
         import numpy as np
 
         from pg_robotics.evaluate import record
 
-        np.savez_compressed(args.record, **record(Path(args.run_dir), checkpoint=checkpoint))
+        np.savez_compressed(args.record, **record(Path(args.run_dir), checkpoint=args.checkpoint))
         result["record"] = args.record
     if args.json:
         print(json.dumps(result))
@@ -226,17 +224,16 @@ def cmd_eval(args) -> None:
         print(f"  command {row['command']}: lin {row['lin_vel_error']:.3f} m/s, ang {row['ang_vel_error']:.3f} rad/s,"
               f" falls {row['fall_rate']:.2f}, duty factor {row['duty_factor']}, steps/s {row['steps_per_s']},"
               f" leg contact {row['leg_contact']:.3f}")
-    print(f"walking criterion {'met' if result['meets_criterion'] else 'NOT met'} (lin <= 0.10, ang <= 0.15, no falls)")
+    limits = ", ".join(f"{k} <= {v:g}" for k, v in CRITERION.items())
+    print(f"walking criterion {'met' if result['meets_criterion'] else 'NOT met'} ({limits})")
 
 
 def cmd_play(args) -> None:
-    from pathlib import Path
-
     from pg_robotics.evaluate import COMMANDS
     from pg_robotics.play import play
 
     result = play(Path(args.run_dir), Path(args.video), args.commands or list(COMMANDS), args.seconds,
-                  args.width, args.height, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                  args.width, args.height, checkpoint=args.checkpoint,
                   progress=not args.json and sys.stderr.isatty())
     if args.json:
         print(json.dumps(result))
@@ -245,12 +242,9 @@ def cmd_play(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from pathlib import Path
-
     from pg_robotics.export import export
 
-    report = export(Path(args.run_dir), Path(args.out) if args.out else None,
-                    Path(args.checkpoint) if args.checkpoint else None)
+    report = export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint)
     if args.json:
         print(json.dumps(report))
         return

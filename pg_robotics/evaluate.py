@@ -85,7 +85,7 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
         alive &= ~fell
         env.commands[:] = commands  # fallen worlds were reset with a new command; keep the fixed ones
     env.close()
-    c = counted.clamp(min=1)
+    c, total_all = counted.clamp(min=1), counted.sum().clamp(min=1)
     per_command = []
     for i, cmd in enumerate(COMMANDS):
         sl = slice(i * episodes, (i + 1) * episodes)
@@ -100,10 +100,10 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             "leg_contact": float(leg_contact[sl].sum() / total)})
     result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": int(state["iteration"]),
               "train_seconds": round(float(state["elapsed"]), 3), "episodes_per_command": episodes,
-              "seconds": seconds, "lin_vel_error": float(lin_err.sum() / counted.sum().clamp(min=1)),
-              "ang_vel_error": float(ang_err.sum() / counted.sum().clamp(min=1)),
+              "seconds": seconds, "lin_vel_error": float(lin_err.sum() / total_all),
+              "ang_vel_error": float(ang_err.sum() / total_all),
               "fall_rate": float((~alive).float().mean()), "mean_return": float(ret.mean()),
-              "leg_contact": float(leg_contact.sum() / counted.sum().clamp(min=1)), "per_command": per_command}
+              "leg_contact": float(leg_contact.sum() / total_all), "per_command": per_command}
     result["meets_criterion"] = meets_criterion(result)
     return result
 

@@ -18,15 +18,11 @@ from pg_robotics.deploy import (ContractError, Controller, ObservationBuilder, P
                                 SafetyFilter, StateError)
 from pg_robotics.deploy.contract import decode, encode
 from pg_robotics.deploy.replay import load_record, replay
+from pgr_cli import pgr
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--num-envs", "8", "--no-progress", "--set", "algorithm.num_steps_per_env=8",
          "--set", "algorithm.actor_hidden=[32,32]", "--set", "algorithm.critic_hidden=[16]"]
-
-
-def pgr(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "pg_robotics.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")

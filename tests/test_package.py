@@ -1,15 +1,15 @@
 """Layout contract and the `pgr` command line (real subprocesses, real exit codes)."""
 
+import functools
 import json
 import subprocess
 import sys
 
 import pytest
 
+from pgr_cli import pgr
 
-def pgr(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "pg_robotics.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+pgr = functools.partial(pgr, timeout=120)
 
 
 @pytest.mark.parametrize("module", ["pg_robotics", "pg_robotics.deploy", "pg_robotics.envs", "pg_robotics.envs.config"])

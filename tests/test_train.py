@@ -1,21 +1,15 @@
 """`pgr train`: bad input, a smoke run, and resume continuing bit-identically."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from pg_robotics.cli import main
+from pgr_cli import pgr
 
 SMALL = ["--num-envs", "8", "--no-progress", "--set", "algorithm.num_steps_per_env=8",
          "--set", "algorithm.actor_hidden=[16]", "--set", "algorithm.critic_hidden=[16]"]
-
-
-def pgr(*args):
-    return subprocess.run([sys.executable, "-m", "pg_robotics.cli", *args], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("args, message", [
