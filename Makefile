@@ -34,14 +34,16 @@ test: setup
 demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/pgr train quadruped-flat --time-budget 20 --run-dir $(DEMO)
-	$(BIN)/pgr eval $(DEMO) --record $(DEMO)/eval_record.npz | tee $(DEMO)/eval.txt
+	$(BIN)/pgr eval $(DEMO) --record $(DEMO)/eval_record.npz --out $(DEMO)/eval.json | tee $(DEMO)/eval.txt
 	$(BIN)/pgr play $(DEMO) --video $(DEMO)/walk.mp4
 	$(BIN)/pgr export $(DEMO)
 	$(BIN)/pgr bench deploy --policy $(DEMO)/policy.onnx
+	$(BIN)/pgr sim2sim --policy $(DEMO)/policy.onnx --eval $(DEMO)/eval.json | tee $(DEMO)/sim2sim.txt
 	@echo "video:           $(DEMO)/walk.mp4"
 	@echo "learning curves: $(DEMO)/learning_curves.png   (TensorBoard: $(BIN)/tensorboard --logdir $(DEMO))"
 	@echo "eval:            $(DEMO)/eval.txt"
 	@echo "policy:          $(DEMO)/policy.onnx + policy.yaml"
+	@echo "sim2sim (ROS 2): $(DEMO)/sim2sim.txt   (node logs: $(DEMO)/sim2sim_logs/)"
 
 bench: setup
 	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 1024 --seconds 10 --json

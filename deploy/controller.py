@@ -76,6 +76,17 @@ class Controller:
         c["steps"] += 1
         return out
 
+    def idle(self, state: RobotState | None) -> np.ndarray:
+        """Targets of a controller that is not running the policy (a deactivated node): the safety filter's hold
+        or damp command (its `stale_mode`) from the measured pose, without counting an intervention."""
+        measured = None
+        if state is not None:
+            try:
+                measured = self.builder.joint_positions(state)
+            except StateError:
+                pass
+        return self.safety.hold(measured)
+
     def _policy_targets(self, state: RobotState, command: Sequence[float], measured: np.ndarray) -> np.ndarray | None:
         if len(command) != 3:
             raise StateError(f"command: expected 3 values (vx, vy, yaw rate), got {len(command)}")

@@ -92,9 +92,7 @@ class SafetyFilter:
             return self.last.copy()
         if stale:
             c["stale"] += 1
-            if self.cfg.stale_mode == "damp" and measured is not None and np.isfinite(measured).all():
-                self.last = np.clip(measured, *self._reachable())
-            return self.last.copy()
+            return self.hold(measured)
         if targets is None or not math.isfinite(targets.sum()):
             c["nonfinite"] += 1
             return self.last.copy()
@@ -113,6 +111,16 @@ class SafetyFilter:
                 c["clamped"] += 1
         self.last, self._next = new, self.last
         return new.copy()
+
+    def hold(self, measured: np.ndarray | None) -> np.ndarray:
+        """The stale-state command without running the policy: the last safe targets ("hold"), or targets that
+        follow the measured pose within the rate limit ("damp"). Also what an inactive controller sends."""
+        if self.last is None:
+            self.last = self._safe_pose(measured)
+            self.start_pose = self.last.copy()
+        if self.cfg.stale_mode == "damp" and measured is not None and np.isfinite(measured).all():
+            self.last = np.clip(measured, *self._reachable())
+        return self.last.copy()
 
     def _reachable(self) -> tuple[np.ndarray, np.ndarray]:
         """Bounds of this period's targets: within max_step of the last targets and inside the joint limits."""

@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also record raw states, observations and actions for `pg_robotics.deploy.replay`")
     ev.add_argument("--all-checkpoints", action="store_true",
                     help="evaluate every checkpoint; report the first that meets the walking criterion")
+    ev.add_argument("--out", type=Path, metavar="FILE.json", help="also write the result as JSON (for sim2sim --eval)")
     ev.add_argument("--json", action="store_true")
 
     play = sub.add_parser("play", help="render the deterministic policy of a run into a video (headless)")
@@ -124,6 +125,29 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="output .onnx (default: RUN_DIR/policy.onnx); a .yaml sidecar goes beside it")
     ex.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     ex.add_argument("--json", action="store_true")
+
+    s2s = sub.add_parser("sim2sim", help="the exported policy walks the MuJoCo sim node through ROS 2 (two processes)")
+    s2s.add_argument("--policy", type=Path, required=True, help="an exported policy.onnx")
+    s2s.add_argument("--duration", type=_positive_float, default=20.0, help="measured seconds")
+    s2s.add_argument("--rate-hz", type=_positive_float, default=50.0, help="control rate of the policy node")
+    s2s.add_argument("--cmd-vx", type=float, default=0.5)
+    s2s.add_argument("--cmd-vy", type=float, default=0.0)
+    s2s.add_argument("--cmd-wz", type=float, default=0.0)
+    s2s.add_argument("--settle", type=float, default=1.0, help="seconds after the soft start before measuring")
+    s2s.add_argument("--push-interval", type=float, default=0.0, help="push the robot every N seconds (0: never)")
+    s2s.add_argument("--eval", type=Path, metavar="EVAL.json", help="`pgr eval --out` result to compare with")
+    s2s.add_argument("--log-dir", type=Path, help="node logs (default: beside the policy, sim2sim_logs/)")
+    s2s.add_argument("--json", action="store_true")
+
+    ros = sub.add_parser("ros", help="start a ROS 2 node, or call one (no ros2 CLI needed)")
+    rsub = ros.add_subparsers(dest="ros", required=True)
+    for name, text in (("policy", "the policy node (lifecycle)"), ("sim", "the MuJoCo sim node")):
+        node = rsub.add_parser(name, help=f"run {text}; takes --ros-args -p name:=value --params-file FILE")
+        node.add_argument("ros_args", nargs=argparse.REMAINDER)
+    call = rsub.add_parser("call", help="a lifecycle transition or the e-stop of the policy node")
+    call.add_argument("action", choices=("configure", "activate", "deactivate", "cleanup", "shutdown", "estop"))
+    call.add_argument("--node", default="policy_node")
+    call.add_argument("--timeout", type=_positive_float, default=10.0)
 
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
@@ -215,6 +239,8 @@ def cmd_eval(args) -> None:
 
         np.savez_compressed(args.record, **record(Path(args.run_dir), checkpoint=args.checkpoint))
         result["record"] = args.record
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result))
         return
@@ -261,7 +287,44 @@ def cmd_train(args) -> None:
     train.run_from_cli(args)
 
 
-COMMANDS = {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
+def cmd_sim2sim(args) -> None:
+    if not args.policy.is_file():
+        raise ConfigError(f"--policy: no file {args.policy}")
+    if args.eval is not None and not args.eval.is_file():
+        raise ConfigError(f"--eval: no file {args.eval}")
+    from pg_robotics_ros.sim2sim import Sim2SimError, compare_with_eval, sim2sim
+
+    try:
+        result = sim2sim(args.policy, args.duration, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
+                         settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir)
+        if args.eval:
+            result.update(compare_with_eval(result, args.eval))
+    except Sim2SimError as exc:
+        print(f"pgr sim2sim: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:<22} {value}")
+
+
+def cmd_ros(args) -> None:
+    if args.ros == "call":
+        from pg_robotics_ros.call import CallError, call
+
+        try:
+            print(call(args.node, args.action, args.timeout))
+        except CallError as exc:
+            print(f"pgr ros call: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        return
+    module = {"policy": "pg_robotics_ros.policy_node", "sim": "pg_robotics_ros.sim_node"}[args.ros]
+    node = __import__(module, fromlist=["main"])
+    raise SystemExit(node.main([module, *args.ros_args]))
+
+
+COMMANDS = {"sim2sim": cmd_sim2sim, "ros": cmd_ros, "list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
             "export": cmd_export}
 
 

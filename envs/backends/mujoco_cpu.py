@@ -27,6 +27,17 @@ STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CTRL_SPEC = int(mujoco.mjtState.mjSTATE_CTRL)
 
 
+def set_pd_gains(model: mujoco.MjModel, kp, kd, force_limit) -> None:
+    """Make every actuator of `model` the PD position servo of training, one value per actuator:
+    tau = kp (target - q) - kd qdot, clipped to +-force_limit (the sim2sim bridge uses the same function)."""
+    model.actuator_gainprm[:, 0] = kp
+    model.actuator_biasprm[:, 1] = -np.asarray(kp)
+    model.actuator_biasprm[:, 2] = -np.asarray(kd)
+    model.actuator_forcerange[:, 0] = -np.asarray(force_limit)
+    model.actuator_forcerange[:, 1] = force_limit
+    model.actuator_forcelimited[:] = 1
+
+
 class MujocoBackend:
     """Batched MuJoCo worlds; see the module docstring."""
 
@@ -186,12 +197,7 @@ class MujocoBackend:
             self._own_models()
         scales = np.ones(self.num_envs) if strength is None else np.asarray(strength, dtype=float)
         for model, s in zip(self.models if self._per_world else [self.model], scales):
-            model.actuator_gainprm[:, 0] = s * kp
-            model.actuator_biasprm[:, 1] = -s * kp
-            model.actuator_biasprm[:, 2] = -s * kd
-            model.actuator_forcerange[:, 0] = -force_limit
-            model.actuator_forcerange[:, 1] = force_limit
-            model.actuator_forcelimited[:] = 1
+            set_pd_gains(model, s * kp, s * kd, force_limit)
 
     def state_dict(self) -> dict:
         """The worlds' physics state (models are rebuilt from the seed, not saved)."""
