@@ -13,37 +13,21 @@ import numpy as np
 import onnx
 import pytest
 
-from pg_robotics.cli import main
 from pg_robotics.deploy import (ContractError, Controller, ObservationBuilder, Policy, RobotState, SafetyCfg,
                                 SafetyFilter, StateError)
-from pg_robotics.deploy.contract import decode, encode
+from pg_robotics.deploy.contract import decode
 from pg_robotics.deploy.replay import load_record, replay
 from pgr_cli import pgr
+from policies import rewrite_metadata, train_and_export
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--num-envs", "8", "--no-progress", "--set", "algorithm.num_steps_per_env=8",
-         "--set", "algorithm.actor_hidden=[32,32]", "--set", "algorithm.critic_hidden=[16]"]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A briefly trained run and its exported policy; returns (run dir, export report)."""
     run = tmp_path_factory.mktemp("deploy") / "run"
-    assert main(["train", "quadruped-flat", "--max-iterations", "2", "--run-dir", str(run), *SMALL]) == 0
-    result = pgr("export", str(run), "--json")
-    assert result.returncode == 0, result.stderr
-    return run, json.loads(result.stdout)
-
-
-def rewrite_metadata(src: Path, dst: Path, change) -> Path:
-    proto = onnx.load(str(src))
-    meta = decode({p.key: p.value for p in proto.metadata_props})
-    change(meta)
-    del proto.metadata_props[:]
-    for key, value in encode(meta).items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(dst))
-    return dst
+    return run, train_and_export(run)
 
 
 def standing_state(spec, names=None, stamp=1.0, **changes):
@@ -296,7 +280,7 @@ def test_a_fresh_venv_without_torch_runs_the_policy(exported, tmp_path):
     run, _ = exported
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "pg_robotics", "envs", "deploy"):
+    for name in ("pyproject.toml", "README.md", "pg_robotics", "envs", "deploy", "ros_ws/src/pg_robotics_ros"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -43,8 +43,9 @@ def ros_env(domain_id: int) -> dict:
             "ROS_LOCALHOST_ONLY": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def start_node(module: str, params: dict, domain_id: int, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", f"pg_robotics_ros.{module}", "--ros-args"]
+def start_node(module: str, params: dict, domain_id: int, log: Path, ros_args: tuple = ()) -> subprocess.Popen:
+    """`python -m pg_robotics_ros.<module> --ros-args -p key:=value ... *ros_args`, output into `log`."""
+    args = [sys.executable, "-m", f"pg_robotics_ros.{module}", "--ros-args", *ros_args]
     for key, value in params.items():
         args += ["-p", f"{key}:={value}"]
     with open(log, "w") as out:

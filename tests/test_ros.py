@@ -1,0 +1,233 @@
+"""The ROS 2 nodes as separate processes over real rclpy / Fast DDS on loopback: configure errors, sensor silence,
+e-stop, 10,000+ malformed messages, a killed sim node, sim2sim end to end, and a colcon build of ros_ws."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pg_robotics.deploy import Policy
+from pg_robotics_ros.call import CallError
+from pgr_cli import pgr
+from policies import rewrite_metadata, train_and_export
+from ros_harness import Harness
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 50.0
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ros") / "run"
+    train_and_export(run)
+    return run / "policy.onnx"
+
+
+@pytest.fixture
+def ros(tmp_path):
+    harness = Harness(tmp_path)
+    yield harness
+    harness.close()
+
+
+class Robot:
+    """Standing robot whose joints sway a little, so that every fresh state gives a different command."""
+
+    def __init__(self, ros: Harness, policy: Path):
+        self.ros, self.spec = ros, Policy.load(policy).spec
+        self.t = 0.0
+
+    def publish(self) -> None:
+        self.t += 0.01
+        sway = 0.05 * np.sin(2 * math.pi * 1.5 * self.t + np.arange(len(self.spec.joint_names)))
+        self.ros.publish_state(self.spec.joint_names, np.add(self.spec.default_joint_pos, sway))
+
+
+def start_policy_node(ros: Harness, policy: Path, **params):
+    params = {"policy": policy, "autostart": True, "soft_start_s": 0.0, "rate_hz": RATE,
+              "diagnostics_period_s": 0.25, **params}
+    return ros.start("policy_node", params)
+
+
+def changes(commands: list) -> int:
+    return sum(not np.array_equal(a[1], b[1]) for a, b in zip(commands, commands[1:]))
+
+
+def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_or_a_bad_joint_map(ros, policy, tmp_path):
+    bad = rewrite_metadata(policy, tmp_path / "bad.onnx", lambda m: m.update(schema_version=99))
+    spec = Policy.load(policy).spec
+    cases = {"missing": ({"policy": tmp_path / "nope.onnx"}, "policy: no file"),
+             "contract": ({"policy": bad}, "schema_version"),
+             "joints": ({"policy": policy, "joint_names": str([*spec.joint_names[:-1], "tail_joint"])},
+                        "joint_names: must name each joint of the policy once; unknown ['tail_joint']")}
+    procs = {name: ros.start("policy_node", params, name=f"policy_{name}") for name, (params, _) in cases.items()}
+    for name, (_, message) in cases.items():
+        with pytest.raises(CallError, match="configure failed"):
+            ros.call(f"policy_{name}", "configure")
+        values, text, level = ros.fresh_diagnostics(f"policy_{name}")
+        assert level == 2 and message in text and values["state"] == "error"
+        proc, log = procs[name]
+        assert proc.poll() is None, "a failed configure must leave the node up"
+        assert message in log.read_text()
+    assert not ros.commands
+
+
+def test_sensor_silence_holds_within_two_periods_and_recovers(ros, policy, tmp_path):
+    # parameters from a --params-file, as on a robot
+    params_file = tmp_path / "policy_node.yaml"
+    config = yaml.safe_load((ROOT / "ros_ws/src/pg_robotics_ros/config/policy_node.yaml").read_text())
+    config["policy_node"]["ros__parameters"].update(policy=str(policy), autostart=True, soft_start_s=0.0,
+                                                    diagnostics_period_s=0.25)
+    params_file.write_text(yaml.safe_dump(config))
+    proc, _ = ros.start("policy_node", {}, ros_args=("--params-file", str(params_file)))
+    robot = Robot(ros, policy)
+    ros.wait_for("commands", lambda: len(ros.commands) > 20, every=robot.publish)
+    assert changes(ros.commands[-10:]) == 9, "a swaying robot gives a new command every period"
+    silence_start = len(ros.commands)
+    ros.spin_for(1.0)  # sensors silent
+    silent = ros.commands[silence_start - 1:]
+    assert len(silent) >= 0.8 * RATE, "the node keeps sending (hold) while the sensors are silent"
+    # hold from the 2nd period without a fresh state: at most 2 new commands (+1 in flight when the sensors stopped)
+    assert changes(silent) <= 3
+    first_hold = next(i for i in range(1, len(silent)) if np.array_equal(silent[i][1], silent[i - 1][1]))
+    assert first_hold <= 3 and changes(silent[first_hold:]) == 0
+    values, text, level = ros.fresh_diagnostics("policy_node")
+    assert values["safety_stale"] > 0 and text == "stale sensors: holding" and level == 1
+    recovery_start = len(ros.commands)
+    ros.spin_for(1.0, every=robot.publish)
+    recovered = ros.commands[recovery_start:]
+    assert changes(recovered[-20:]) == 19, "the policy runs again when the data returns"
+    values, text, _ = ros.fresh_diagnostics("policy_node", every=robot.publish)
+    assert text == "active" and values["safety_nonfinite"] == 0 and proc.poll() is None
+
+
+def test_estop_latches_until_deactivate_and_activate(ros, policy):
+    start_policy_node(ros, policy)
+    robot = Robot(ros, policy)
+    ros.wait_for("commands", lambda: len(ros.commands) > 10, every=robot.publish)
+    assert ros.call("policy_node", "estop") == "policy_node: estop done"
+    latched = len(ros.commands)
+    ros.spin_for(1.0, every=robot.publish)  # fresh, changing states keep coming
+    held = ros.commands[latched:]
+    assert len(held) >= 0.8 * RATE and changes(held) == 0
+    values, text, level = ros.fresh_diagnostics("policy_node", every=robot.publish)
+    assert text == "e-stop latched" and level == 2 and values["safety_estop"] >= len(held)
+    ros.call("policy_node", "deactivate")
+    ros.call("policy_node", "activate")  # the operator's deliberate reset: soft start from the measured pose
+    resumed = len(ros.commands)
+    ros.spin_for(1.0, every=robot.publish)
+    assert changes(ros.commands[resumed:][-20:]) == 19
+
+
+def test_fuzz_of_ten_thousand_malformed_messages_never_gives_a_bad_command(ros, policy):
+    proc, _ = start_policy_node(ros, policy)
+    spec = Policy.load(policy).spec
+    names, default = list(spec.joint_names), np.asarray(spec.default_joint_pos)
+    limits = np.asarray(spec.joint_pos_limits)
+    rng = np.random.default_rng(0)
+    robot = Robot(ros, policy)
+    ros.wait_for("commands", lambda: len(ros.commands) > 5, every=robot.publish)
+
+    def malformed() -> None:
+        kind = rng.integers(9)
+        pos = default + rng.normal(0, 0.5, len(names))
+        if kind == 0:  # NaN or infinity somewhere
+            pos[rng.integers(len(pos))] = rng.choice([np.nan, np.inf, -np.inf])
+            ros.publish_state(names, pos)
+        elif kind == 1:  # wrong length
+            ros.publish_state(names, pos[:rng.integers(len(pos))])
+        elif kind == 2:  # a policy joint replaced by an unknown one
+            ros.publish_state([*names[:-1], "unknown_joint"], pos)
+        elif kind == 3:  # out-of-order stamp
+            ros.publish_state(names, pos, stamp=ros.stamp - rng.uniform(0.01, 1.0))
+        elif kind == 4:  # duplicate names
+            ros.publish_state([names[0], *names[:-1]], pos)
+        elif kind == 5:  # absurd joint angles and velocities
+            ros.publish_state(names, rng.normal(0, 1e6, len(names)), rng.normal(0, 1e6, len(names)))
+        elif kind == 6:  # not a unit quaternion / non-finite gyro
+            ros.publish_state(names, pos, quat=rng.normal(0, 3, 4), gyro=(np.nan, 0.0, 0.0))
+        elif kind == 7:  # non-finite or huge velocity command
+            ros.publish_cmd_vel(rng.choice([np.nan, np.inf, 1e9]), rng.normal(), rng.normal())
+        else:  # a valid state in between
+            robot.publish()
+
+    def received() -> int:
+        values = ros.diagnostics.get("policy_node", (0, {}))[1]
+        return sum(v for k, v in values.items() if k.startswith("received_"))
+
+    for _ in range(40):  # publish until the node has received 10,000 messages (best-effort QoS may drop some)
+        ros.spin_for(0.5, every=malformed, period=0.0002)
+        if received() >= 10_000:
+            break
+    ros.fresh_diagnostics("policy_node")
+    values, _, _ = ros.fresh_diagnostics("policy_node")
+    assert received() >= 10_000
+    for reason in ("length", "nonfinite", "stamp", "duplicate"):
+        assert values[f"rejected_joint_states:{reason}"] > 0, reason
+    assert values["rejected_imu:value"] > 0 and values["rejected_cmd_vel:nonfinite"] > 0
+    assert values["bad_state"] > 0, "states lacking a policy joint are held by the controller"
+    commands = np.array([c for _, c in ros.commands])
+    assert len(commands) >= RATE, "the node kept its control loop running through the fuzz"
+    assert np.isfinite(commands).all()
+    assert (commands >= limits[:, 0]).all() and (commands <= limits[:, 1]).all()
+    assert proc.poll() is None
+
+
+def test_killing_the_sim_node_does_not_crash_the_policy_node(ros, policy):
+    sim, _ = ros.start("sim_node", {"policy": policy})
+    node, _ = start_policy_node(ros, policy, soft_start_s=1.0)
+    ros.wait_for("commands from the policy node driving the sim", lambda: len(ros.commands) > 25)
+    values, _, _ = ros.fresh_diagnostics("mujoco_sim_node")
+    assert values["received_commands"] > 0 and values["real_time_factor"] > 0.5
+    sim.kill()
+    sim.wait()
+    killed = len(ros.commands)
+    ros.spin_for(1.5)
+    assert node.poll() is None
+    held = ros.commands[killed:]
+    assert len(held) >= RATE and changes(held[5:]) == 0
+    values, text, _ = ros.fresh_diagnostics("policy_node")
+    assert text == "stale sensors: holding" and values["safety_stale"] > 0
+
+
+def test_sim2sim_reports_tracking_and_timing(policy, tmp_path):
+    result = pgr("sim2sim", "--policy", str(policy), "--duration", "3", "--settle", "0", "--log-dir",
+                 str(tmp_path), "--json", timeout=180)
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    for key in ("distance_m", "lin_vel_error", "falls", "control_rate_hz", "period_jitter_p99_ms", "latency_p99_ms",
+                "missed_deadlines", "safety_interventions"):
+        assert key in r, key
+    assert abs(r["control_rate_hz"] - RATE) / RATE < 0.05  # scheduled on absolute time
+    assert r["odom_samples"] > 3 * 100 and r["lin_vel_error"] >= 0 and r["falls"] >= 0
+    assert 0 < r["latency_p99_ms"] < 1000 and r["sim_real_time_factor"] > 0.5
+    assert "configured" in (tmp_path / "policy_node.log").read_text()
+
+
+def test_sim2sim_and_ros_call_refuse_bad_input(tmp_path):
+    result = pgr("sim2sim", "--policy", str(tmp_path / "none.onnx"))
+    assert result.returncode == 2 and "--policy: no file" in result.stderr
+    result = pgr("sim2sim", "--policy", str(tmp_path), "--rate-hz", "-5")
+    assert result.returncode == 2 and "--rate-hz" in result.stderr
+    result = pgr("ros", "call", "activate", "--node", "no_such_node", "--timeout", "1")
+    assert result.returncode == 1 and "timed out" in result.stderr
+
+
+def test_colcon_builds_the_ros_workspace(tmp_path):
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent))
+    assert colcon, "colcon is installed by the dev extra"
+    result = subprocess.run([colcon, "--log-base", str(tmp_path / "log"), "build", "--base-paths",
+                             str(ROOT / "ros_ws/src"), "--build-base", str(tmp_path / "build"), "--install-base",
+                             str(tmp_path / "install")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    share = tmp_path / "install/pg_robotics_ros/share/pg_robotics_ros"
+    assert (share / "launch/sim2sim.launch.py").is_file() and (share / "config/policy_node.yaml").is_file()
+    for exe in ("policy_node", "mujoco_sim_node"):
+        assert (tmp_path / f"install/pg_robotics_ros/lib/pg_robotics_ros/{exe}").is_file()
+    assert (tmp_path / "install/pg_robotics_ros/share/ament_index/resource_index/packages/pg_robotics_ros").is_file()
