@@ -5,6 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
 DEMO    ?= runs/demo
+MINUTES ?= 20
 
 .PHONY: setup sysdeps test demo bench clean
 
@@ -33,7 +34,7 @@ test: setup
 # deploy runtime. $(DEMO) is the demo's own scratch run directory and is replaced on every run.
 demo: setup
 	rm -rf $(DEMO)
-	$(BIN)/pgr train quadruped-flat --time-budget 20 --run-dir $(DEMO)
+	$(BIN)/pgr train quadruped-flat --time-budget $(MINUTES) --run-dir $(DEMO)
 	$(BIN)/pgr eval $(DEMO) --record $(DEMO)/eval_record.npz --out $(DEMO)/eval.json | tee $(DEMO)/eval.txt
 	$(BIN)/pgr play $(DEMO) --video $(DEMO)/walk.mp4
 	$(BIN)/pgr export $(DEMO)
