@@ -57,6 +57,10 @@ def _task_name(text: str) -> str:
     return text
 
 
+NODES = {"policy": ("pg_robotics_ros.policy_node", "the policy node (lifecycle)"),
+         "sim": ("pg_robotics_ros.sim_node", "the MuJoCo sim node")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pgr", description="pg_robotics: train in simulation, deploy to a robot.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -141,9 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ros = sub.add_parser("ros", help="start a ROS 2 node, or call one (no ros2 CLI needed)")
     rsub = ros.add_subparsers(dest="ros", required=True)
-    for name, text in (("policy", "the policy node (lifecycle)"), ("sim", "the MuJoCo sim node")):
-        node = rsub.add_parser(name, help=f"run {text}; takes --ros-args -p name:=value --params-file FILE")
-        node.add_argument("ros_args", nargs=argparse.REMAINDER)
+    for name, text in NODES.items():  # main() hands their arguments to the node unparsed
+        rsub.add_parser(name, help=f"run {text[1]}; takes --ros-args -p name:=value --params-file FILE")
     call = rsub.add_parser("call", help="a lifecycle transition or the e-stop of the policy node")
     call.add_argument("action", choices=("configure", "activate", "deactivate", "cleanup", "shutdown", "estop"))
     call.add_argument("--node", default="policy_node")
@@ -319,9 +322,12 @@ def cmd_ros(args) -> None:
             print(f"pgr ros call: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         return
-    module = {"policy": "pg_robotics_ros.policy_node", "sim": "pg_robotics_ros.sim_node"}[args.ros]
-    node = __import__(module, fromlist=["main"])
-    raise SystemExit(node.main([module, *args.ros_args]))
+    raise SystemExit(run_node(args.ros, []))
+
+
+def run_node(name: str, ros_args: list[str]) -> int:
+    module = NODES[name][0]
+    return __import__(module, fromlist=["main"]).main([module, *ros_args])
 
 
 COMMANDS = {"sim2sim": cmd_sim2sim, "ros": cmd_ros, "list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
@@ -331,6 +337,9 @@ COMMANDS = {"sim2sim": cmd_sim2sim, "ros": cmd_ros, "list": cmd_list, "bench": c
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pgr ... | head` ends quietly
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) >= 2 and argv[0] == "ros" and argv[1] in NODES:  # `pgr ros policy --ros-args ...`
+        return run_node(argv[1], argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,6 +3,8 @@ e-stop, 10,000+ malformed messages, a killed sim node, sim2sim end to end, and a
 
 import json
 import math
+import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -231,3 +233,20 @@ def test_colcon_builds_the_ros_workspace(tmp_path):
     for exe in ("policy_node", "mujoco_sim_node"):
         assert (tmp_path / f"install/pg_robotics_ros/lib/pg_robotics_ros/{exe}").is_file()
     assert (tmp_path / "install/pg_robotics_ros/share/ament_index/resource_index/packages/pg_robotics_ros").is_file()
+
+
+def test_pgr_ros_policy_starts_the_node_with_ros_args_and_stops_cleanly_on_sigint(tmp_path):
+    env = {**os.environ, "ROS_DOMAIN_ID": "201", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", "ros", "policy", "--ros-args", "-p",
+                             f"policy:={tmp_path / 'none.onnx'}", "-p", "autostart:=true"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        while "configure failed" not in line:
+            line = proc.stdout.readline()
+            assert line, "the node exited before reporting the configure failure"
+        assert "policy: no file" in line and proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
