@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe field: task.*, algorithm.* or runner.*")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--nproc", type=_positive_int, help="ranks on this machine (torch.distributed via torchrun)")
 
     ev = sub.add_parser("eval", help="the deterministic policy of a run on fixed commands")
     ev.add_argument("run_dir")
@@ -342,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_node(argv[1], argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         COMMANDS[args.command](args)
     except (ConfigError, ContractError) as exc:

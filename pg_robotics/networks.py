@@ -20,11 +20,12 @@ def mlp(inputs: int, hidden: list[int], outputs: int, activation: str) -> nn.Seq
 
 class EmpiricalNormalizer(nn.Module):
     """Running mean and variance of the inputs (parallel-variance update); normalizes to zero mean, unit
-    variance, clipped. Its buffers travel with the checkpoint and into the exported ONNX graph."""
+    variance, clipped. Its buffers travel with the checkpoint and into the exported ONNX graph. `distributed`:
+    each update uses the moments of the batches of all ranks, so every rank keeps the same statistics."""
 
-    def __init__(self, size: int, eps: float = 1e-2, clip: float = 10.0):
+    def __init__(self, size: int, eps: float = 1e-2, clip: float = 10.0, distributed: bool = False):
         super().__init__()
-        self.eps, self.clip = eps, clip
+        self.eps, self.clip, self.distributed = eps, clip, distributed
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
@@ -35,8 +36,18 @@ class EmpiricalNormalizer(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         n = x.shape[0]
-        total = self.count + n
         batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        if self.distributed:  # the moments of the batch of all ranks together
+            from pg_robotics.distributed import all_reduce
+
+            d = x.shape[1]
+            moments = torch.cat([torch.tensor([float(n)], device=x.device, dtype=torch.float64),
+                                 (batch_mean * n).double(), ((batch_var + batch_mean.square()) * n).double()])
+            all_reduce(moments)
+            n = int(moments[0])
+            mean = moments[1:1 + d] / n
+            batch_mean, batch_var = mean.to(x.dtype), (moments[1 + d:] / n - mean.square()).clamp(min=0).to(x.dtype)
+        total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * (n / total)
         self.var.copy_((self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total)

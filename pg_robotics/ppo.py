@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pg_robotics import distributed
+from pg_robotics.distributed import SINGLE, World
 from pg_robotics.networks import ActorCritic, EmpiricalNormalizer
 from pg_robotics.storage import RolloutStorage
 
@@ -48,13 +50,15 @@ class PPOCfg:
 
 class PPO:
     def __init__(self, cfg: PPOCfg, num_obs: int, num_critic_obs: int, num_actions: int, num_envs: int,
-                 device: torch.device | str = "cpu"):
-        self.cfg, self.device = cfg, torch.device(device)
+                 device: torch.device | str = "cpu", world: World = SINGLE):
+        self.cfg, self.device, self.world = cfg, torch.device(device), world
         self.policy = ActorCritic(num_obs, num_critic_obs, num_actions, cfg.actor_hidden, cfg.critic_hidden,
                                   cfg.activation, cfg.init_noise_std).to(self.device)
-        self.obs_normalizer = (EmpiricalNormalizer(num_obs) if cfg.normalize_obs else nn.Identity()).to(self.device)
-        self.critic_obs_normalizer = (EmpiricalNormalizer(num_critic_obs) if cfg.normalize_obs
-                                      else nn.Identity()).to(self.device)
+        distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
+        self.obs_normalizer = (EmpiricalNormalizer(num_obs, distributed=world.active) if cfg.normalize_obs
+                               else nn.Identity()).to(self.device)
+        self.critic_obs_normalizer = (EmpiricalNormalizer(num_critic_obs, distributed=world.active)
+                                      if cfg.normalize_obs else nn.Identity()).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
         self.learning_rate = cfg.learning_rate
         self.storage = RolloutStorage(num_envs, cfg.num_steps_per_env, num_obs, num_critic_obs, num_actions,
@@ -109,6 +113,8 @@ class PPO:
             with torch.no_grad():  # KL(old || new) of the diagonal Gaussians
                 kl = (torch.log(dist.stddev / batch["sigma"]) + (batch["sigma"].square()
                       + (batch["mu"] - dist.mean).square()) / (2 * dist.stddev.square()) - 0.5).sum(-1).mean()
+            if self.world.active:  # the same KL, hence the same learning rate, on every rank
+                kl = distributed.all_reduce(kl.clone()) / self.world.size
             if cfg.schedule == "adaptive":
                 if kl > 2 * cfg.desired_kl:
                     self.learning_rate = max(1e-5, self.learning_rate / 1.5)
@@ -128,6 +134,8 @@ class PPO:
             loss = surrogate + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy
             self.optimizer.zero_grad()
             loss.backward()
+            if self.world.active:
+                distributed.all_reduce_mean_gradients(self.policy.parameters())
             nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             for key, value in (("value_loss", value_loss), ("surrogate_loss", surrogate), ("entropy", entropy),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from pg_robotics import distributed
+from pg_robotics.distributed import SINGLE, World
 from pg_robotics.envs.config import to_dict
 from pg_robotics.ppo import PPO, PPOCfg
 
@@ -73,51 +76,75 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class OnPolicyRunner:
-    def __init__(self, env, task: str, task_cfg, algo_cfg: PPOCfg, runner_cfg: RunnerCfg, run_dir: Path):
+    def __init__(self, env, task: str, task_cfg, algo_cfg: PPOCfg, runner_cfg: RunnerCfg, run_dir: Path,
+                 world: World = SINGLE):
         self.env, self.task, self.cfg, self.run_dir = env, task, runner_cfg, Path(run_dir)
-        self.task_cfg, self.algo_cfg = task_cfg, algo_cfg
+        self.task_cfg, self.algo_cfg, self.world = task_cfg, algo_cfg, world
         num_obs = env.num_obs["policy"]
         num_critic = env.num_obs.get("critic", num_obs)
-        self.alg = PPO(algo_cfg, num_obs, num_critic, env.num_actions, env.num_envs, env.device)
+        self.alg = PPO(algo_cfg, num_obs, num_critic, env.num_actions, env.num_envs, env.device, world)
         self.iteration = 0
         self.total_steps = 0
         self.elapsed = 0.0
         self.obs = env.reset()
-        self.update_gen = torch.Generator().manual_seed(runner_cfg.seed)
+        self.update_gen = torch.Generator().manual_seed(runner_cfg.seed + world.rank)
         self.history: list[dict] = []
+        self.digests: list[str] = []
         self.update_threads = runner_cfg.threads or os.cpu_count() or 1
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
-    def save(self) -> Path:
+    def _rank_path(self, path: Path, rank: int) -> Path:
+        """Where rank > 0 keeps its own worlds and RNG states for checkpoint `path`."""
+        return path if rank == 0 else path.parent / f"rank_{rank}" / path.name
+
+    def save(self, sync: bool = True) -> Path:
+        """Rank 0 writes the checkpoint, every other rank its worlds' state beside it. `sync`: also compare the
+        ranks' parameter digests (a collective: all ranks save at the same iteration)."""
         path = self.run_dir / "checkpoints" / f"model_{self.iteration}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save({"iteration": self.iteration, "total_steps": self.total_steps, "elapsed": self.elapsed,
-                     "algorithm": self.alg.state_dict(), "env": self.env.state_dict(), "obs": self.obs,
-                     "torch_rng": torch.get_rng_state(), "update_rng": self.update_gen.get_state(),
-                     "history": json.dumps(self.history)}, path)
-        self._write_summary()
+        mine = self._rank_path(path, self.world.rank)
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        own = {"env": self.env.state_dict(), "obs": self.obs, "torch_rng": torch.get_rng_state(),
+               "update_rng": self.update_gen.get_state()}
+        if sync and self.world.active:
+            self.digests = distributed.gather_objects(distributed.digest(self.alg.policy))
+        if self.world.main:
+            atomic_save({"iteration": self.iteration, "total_steps": self.total_steps, "elapsed": self.elapsed,
+                         "algorithm": self.alg.state_dict(), "world_size": self.world.size, **own,
+                         "history": json.dumps(self.history)}, path)
+            self._write_summary()
+        else:
+            atomic_save(own, mine)
         return path
 
     def load(self, path: Path) -> None:
         state = torch.load(path, weights_only=True)
         self.iteration, self.total_steps, self.elapsed = state["iteration"], state["total_steps"], state["elapsed"]
         self.alg.load_state_dict(state["algorithm"])
-        self.env.load_state_dict(state["env"])
-        self.obs = state["obs"]
-        torch.set_rng_state(state["torch_rng"])
-        self.update_gen.set_state(state["update_rng"])
         self.history = json.loads(state["history"])
+        own_path = self._rank_path(path, self.world.rank)
+        if not own_path.is_file():  # resumed with more ranks than saved: this rank's worlds start afresh
+            print(f"rank {self.world.rank}: no {own_path}; its worlds start from a reset", file=sys.stderr)
+            return
+        own = state if own_path == path else torch.load(own_path, weights_only=True)
+        self.env.load_state_dict(own["env"])
+        self.obs = own["obs"]
+        torch.set_rng_state(own["torch_rng"])
+        self.update_gen.set_state(own["update_rng"])
 
     def write_config(self) -> None:
+        if not self.world.main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         recipe = {"task_name": self.task, "git_commit": git_commit(), "task": to_dict(self.task_cfg),
-                  "algorithm": to_dict(self.algo_cfg), "runner": to_dict(self.cfg)}
+                  "algorithm": to_dict(self.algo_cfg), "runner": to_dict(self.cfg), "world_size": self.world.size}
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     def _write_summary(self) -> None:
         last = self.history[-1] if self.history else {}
         summary = {"task": self.task, "iteration": self.iteration, "total_env_steps": self.total_steps,
-                   "train_seconds": round(self.elapsed, 1), **last}
+                   "train_seconds": round(self.elapsed, 1), "world_size": self.world.size, **last}
+        if self.world.active:
+            summary.update(rank_param_digests=self.digests, ranks_in_sync=len(set(self.digests)) == 1)
         tmp = self.run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.run_dir / "summary.json")
@@ -127,13 +154,13 @@ class OnPolicyRunner:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
 
-        cfg, env, alg = self.cfg, self.env, self.alg
-        writer = SummaryWriter(log_dir=str(self.run_dir))
+        cfg, env, alg, main = self.cfg, self.env, self.alg, self.world.main
+        writer = SummaryWriter(log_dir=str(self.run_dir)) if main else None
         returns, lengths = deque(maxlen=200), deque(maxlen=200)
         ep_return = torch.zeros(env.num_envs, device=env.device)
         ep_length = torch.zeros(env.num_envs, device=env.device)
         budget = cfg.time_budget_min * 60
-        bar = tqdm(total=cfg.max_iterations, initial=self.iteration, disable=not progress, unit="it",
+        bar = tqdm(total=cfg.max_iterations, initial=self.iteration, disable=not (progress and main), unit="it",
                    dynamic_ncols=True)
         try:
             while self.iteration < cfg.max_iterations and not (budget and self.elapsed >= budget):
@@ -163,7 +190,9 @@ class OnPolicyRunner:
                 torch.set_num_threads(self.update_threads)
                 stats = alg.update(self.update_gen)
                 took = time.perf_counter() - start
-                steps = alg.cfg.num_steps_per_env * env.num_envs
+                if self.world.active:  # the slowest rank's time: every rank sees the same clock and budget
+                    took = float(distributed.all_reduce(torch.tensor([took]), distributed.dist.ReduceOp.MAX))
+                steps = alg.cfg.num_steps_per_env * env.num_envs * self.world.size
                 self.iteration += 1
                 self.total_steps += steps
                 self.elapsed += took
@@ -174,6 +203,12 @@ class OnPolicyRunner:
                           "mean_episode_length_s": sum(lengths) / len(lengths) if lengths else 0.0,
                           "cat_delta_mean": delta_sum / n, **stats}
                 self.history.append(record)
+                bar.update(1)
+                if self.iteration % cfg.save_interval == 0:
+                    self.save()
+                    self.plot()
+                if not main:
+                    continue
                 for key, value in record.items():
                     if key != "iteration":
                         writer.add_scalar(f"train/{key}", value, self.iteration)
@@ -186,23 +221,20 @@ class OnPolicyRunner:
                     left = min(left, budget - self.elapsed)
                 bar.set_postfix_str(f"fps {record['fps']} return {record['mean_return']:.2f} "
                                     f"ep_len {record['mean_episode_length_s']:.1f}s left {left / 60:.1f}min")
-                bar.update(1)
-                if self.iteration % cfg.save_interval == 0:
-                    self.save()
-                    self.plot()
         except KeyboardInterrupt:
             bar.write("interrupted: saving a checkpoint")
-            self.save()
+            self.save(sync=False)
             raise
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
         self.save()
         self.plot()
         return self.history[-1] if self.history else {}
 
     def plot(self) -> None:
-        if not self.history:
+        if not self.history or not self.world.main:
             return
         import matplotlib
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def read_run(run_dir: Path) -> tuple[str, dict]:
         raise ConfigError(f"{run_dir}: no config.yaml there (not a run directory)")
     recipe = load_yaml(run_dir / "config.yaml")
     recipe.pop("git_commit", None)
+    recipe.pop("world_size", None)
     return recipe.pop("task_name"), recipe
 
 
@@ -42,8 +44,11 @@ def resolve_recipe(task: str, recipe: dict, overrides: dict):
 
 
 def run_from_cli(args) -> None:
+    if args.nproc and args.nproc > 1:
+        return launch(args.nproc, args.argv)
     import torch
 
+    from pg_robotics import distributed
     from pg_robotics.runner import OnPolicyRunner, latest_checkpoint
 
     overrides = parse_overrides(args.set)
@@ -71,18 +76,56 @@ def run_from_cli(args) -> None:
             raise ConfigError(f"--run-dir {run_dir}: a run is already there; continue it with --resume {run_dir} "
                               f"or choose another directory")
     task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, overrides)
-    torch.manual_seed(runner_cfg.seed)
-    env = make(task, runner_cfg.num_envs, device=runner_cfg.device, seed=runner_cfg.seed,
-               backend=runner_cfg.backend, cfg=task_cfg)
-    runner = OnPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir)
-    if args.resume:
-        runner.load(ckpt)
-        print(f"resuming {run_dir} from {ckpt.name} (iteration {runner.iteration})", file=sys.stderr)
-    runner.write_config()
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    world = distributed.init(runner_cfg.device)  # a world of one unless started by torchrun
     try:
-        last = runner.learn(progress=not args.no_progress)
+        run_dir = distributed.broadcast_object(run_dir)  # rank 0's time stamp names the run
+        if world.active and task_cfg.sim.nthread == 0:  # share the cores among the ranks of this node
+            task_cfg.sim.nthread = max(1, (os.cpu_count() or 1) // world.local_size)
+            runner_cfg.threads = runner_cfg.threads or task_cfg.sim.nthread
+        seed = runner_cfg.seed + world.rank  # each rank its own worlds
+        torch.manual_seed(seed)
+        env = make(task, runner_cfg.num_envs, device=runner_cfg.device, seed=seed, backend=runner_cfg.backend,
+                   cfg=task_cfg)
+        runner = OnPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir, world)
+        if args.resume:
+            runner.load(ckpt)
+            if world.main:
+                print(f"resuming {run_dir} from {ckpt.name} (iteration {runner.iteration})", file=sys.stderr)
+        runner.write_config()
+        if world.main:
+            print(f"run directory: {run_dir}" + (f" ({world.size} ranks)" if world.active else ""), file=sys.stderr)
+        try:
+            last = runner.learn(progress=not args.no_progress)
+        finally:
+            env.close()
     finally:
-        env.close()
-    print(f"done: iteration {runner.iteration}, {runner.total_steps} env steps, "
-          f"mean return {last.get('mean_return', 0):.3f}; curves: {run_dir / 'learning_curves.png'}")
+        distributed.shutdown()
+    if world.main:
+        print(f"done: iteration {runner.iteration}, {runner.total_steps} env steps, "
+              f"mean return {last.get('mean_return', 0):.3f}; curves: {run_dir / 'learning_curves.png'}")
+
+
+def launch(nproc: int, argv: list[str]) -> None:
+    """`pgr train --nproc N ...`: the same command under torchrun, one process per rank on this machine."""
+    import subprocess
+
+    argv = argv[1:] if argv and argv[0] == "train" else argv
+    rest, skip = [], False
+    for arg in argv:  # drop --nproc N / --nproc=N; torchrun's ranks must not launch again
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pg_robotics.train", *rest]
+    code = subprocess.call(cmd)
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node=2 -m pg_robotics.train quadruped-flat ...
+    from pg_robotics.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))
