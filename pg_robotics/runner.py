@@ -1,7 +1,8 @@
 """On-policy runner: collect rollouts, update PPO, log, checkpoint. A run directory holds
 
     config.yaml        the resolved recipe (task, algorithm, runner) and the git commit
-    checkpoints/       model_<iteration>.pt, written atomically (temp file + rename), loadable with weights_only=True
+    checkpoints/       model_<iteration>.pt, written atomically (temp file + rename), loadable with weights_only=True;
+                       under torch.distributed, rank_<N>/model_<iteration>.pt holds rank N's own worlds and RNG states
     events.*           TensorBoard: every reward term, CaT delta and violation rates, losses, KL, learning rate, fps
     summary.json       the last iteration's figures, rewritten after each checkpoint
     learning_curves.png
