@@ -64,7 +64,7 @@ def changes(commands: list) -> int:
 def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_or_a_bad_joint_map(ros, policy, tmp_path):
     bad = rewrite_metadata(policy, tmp_path / "bad.onnx", lambda m: m.update(schema_version=99))
     spec = Policy.load(policy).spec
-    cases = {"missing": ({"policy": tmp_path / "nope.onnx"}, "policy: no file"),
+    cases = {"missing": ({"policy": tmp_path / "nope.onnx"}, "policy: no such file"),
              "contract": ({"policy": bad}, "schema_version"),
              "joints": ({"policy": policy, "joint_names": str([*spec.joint_names[:-1], "tail_joint"])},
                         "joint_names: must name each joint of the policy once; unknown ['tail_joint']")}
@@ -160,7 +160,7 @@ def test_fuzz_of_ten_thousand_malformed_messages_never_gives_a_bad_command(ros, 
             robot.publish()
 
     def received() -> int:
-        values = ros.diagnostics.get("policy_node", (0, {}))[1]
+        values = ros.diagnostics.latest.get("policy_node", (0, {}))[1]
         return sum(v for k, v in values.items() if k.startswith("received_"))
 
     for _ in range(40):  # publish until the node has received 10,000 messages (best-effort QoS may drop some)
@@ -245,7 +245,7 @@ def test_pgr_ros_policy_starts_the_node_with_ros_args_and_stops_cleanly_on_sigin
         while "configure failed" not in line:
             line = proc.stdout.readline()
             assert line, "the node exited before reporting the configure failure"
-        assert "policy: no file" in line and proc.poll() is None
+        assert "policy: no such file" in line and proc.poll() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

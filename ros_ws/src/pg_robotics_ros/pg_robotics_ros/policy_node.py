@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import Twist
@@ -80,8 +79,6 @@ class PolicyNode(LifecycleNode):
             path = p("policy")
             if not path:
                 raise ContractError("policy: parameter not set (the path of an exported policy.onnx)")
-            if not Path(path).is_file():
-                raise ContractError(f"policy: no file {path}")
             safety = SafetyCfg(soft_start_s=p("soft_start_s"), max_target_rate=p("max_target_rate"),
                                stale_periods=p("stale_periods"), stale_mode=p("stale_mode"),
                                limit_margin=p("limit_margin"))
@@ -107,7 +104,7 @@ class PolicyNode(LifecycleNode):
         self.loop = PeriodicLoop(rate, self._tick, name="policy_loop")
         self._latency = np.zeros(1 << 16, dtype=np.int64)
         self._compute = np.zeros(1 << 16, dtype=np.int64)
-        self._fresh = 0
+        self._fresh = self._computed = 0
         self._joint = self._used = self._imu = None
         self._last_joint_stamp = self._last_imu_stamp = -math.inf
         self._cmd, self._cmd_ns = (0.0, 0.0, 0.0), 0
@@ -240,8 +237,8 @@ class PolicyNode(LifecycleNode):
         self._msg.data = targets[self.out_index].tolist()
         self._pub.publish(self._msg)
         t1 = time.monotonic_ns()
-        i = self.loop.ticks % len(self._compute)
-        self._compute[i] = t1 - t0
+        self._compute[self._computed % len(self._compute)] = t1 - t0
+        self._computed += 1
         if fresh:
             self._latency[self._fresh % len(self._latency)] = t1 - joint[0]
             self._fresh += 1
@@ -252,7 +249,7 @@ class PolicyNode(LifecycleNode):
         if self.controller is None:
             return out
         loop = self.loop.stats()
-        n_fresh, n = min(self._fresh, len(self._latency)), min(loop["ticks"], len(self._compute))
+        n_fresh, n = min(self._fresh, len(self._latency)), min(self._computed, len(self._compute))
         ctl = self.controller.stats()
         out.update(loop)
         out.update({"latency_p50_ms": percentile_ms(self._latency[:n_fresh], 50),
