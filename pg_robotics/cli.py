@@ -314,16 +314,14 @@ def cmd_sim2sim(args) -> None:
 
 
 def cmd_ros(args) -> None:
-    if args.ros == "call":
-        from pg_robotics_ros.call import CallError, call
+    """`pgr ros call`; `pgr ros policy|sim` never get here: main() hands their arguments to the node."""
+    from pg_robotics_ros.call import CallError, call
 
-        try:
-            print(call(args.node, args.action, args.timeout))
-        except CallError as exc:
-            print(f"pgr ros call: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
-        return
-    raise SystemExit(run_node(args.ros, []))
+    try:
+        print(call(args.node, args.action, args.timeout))
+    except CallError as exc:
+        print(f"pgr ros call: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def run_node(name: str, ros_args: list[str]) -> int:
@@ -331,8 +329,8 @@ def run_node(name: str, ros_args: list[str]) -> int:
     return __import__(module, fromlist=["main"]).main([module, *ros_args])
 
 
-COMMANDS = {"sim2sim": cmd_sim2sim, "ros": cmd_ros, "list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
-            "export": cmd_export}
+COMMANDS = {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
+            "export": cmd_export, "sim2sim": cmd_sim2sim, "ros": cmd_ros}
 
 
 def main(argv: list[str] | None = None) -> int:

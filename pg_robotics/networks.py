@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from pg_robotics.distributed import all_reduce
+
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -38,8 +40,6 @@ class EmpiricalNormalizer(nn.Module):
         n = x.shape[0]
         batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
         if self.distributed:  # the moments of the batch of all ranks together
-            from pg_robotics.distributed import all_reduce
-
             d = x.shape[1]
             moments = torch.cat([torch.tensor([float(n)], device=x.device, dtype=torch.float64),
                                  (batch_mean * n).double(), ((batch_var + batch_mean.square()) * n).double()])

@@ -111,7 +111,7 @@ def launch(nproc: int, argv: list[str]) -> None:
 
     argv = argv[1:] if argv and argv[0] == "train" else argv
     rest, skip = [], False
-    for arg in argv:  # drop --nproc N / --nproc=N; torchrun's ranks must not launch again
+    for arg in argv:  # drop --nproc N / --nproc=N: torchrun's own parser would take it, and ranks must not relaunch
         if skip:
             skip = False
         elif arg == "--nproc":

@@ -38,17 +38,12 @@ class Harness:
         self.pub_cmd = n.create_publisher(Twist, common.CMD_VEL, common.SENSOR_QOS)
         self.commands: list[tuple[float, np.ndarray]] = []
         n.create_subscription(Float64MultiArray, common.JOINT_COMMANDS, self._on_command, common.COMMAND_QOS)
-        self.diagnostics: dict[str, tuple[float, dict, str, int]] = {}
-        n.create_subscription(common.DiagnosticArray, common.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.diagnostics = common.DiagnosticsListener(n)
         self.procs = []
         self.stamp = 1.0
 
     def _on_command(self, msg) -> None:
         self.commands.append((time.monotonic(), np.array(msg.data)))
-
-    def _on_diagnostics(self, msg) -> None:
-        for s in msg.status:
-            self.diagnostics[s.name] = (time.monotonic(), common.diagnostic_values(s), s.message, s.level[0])
 
     # ---- processes --------------------------------------------------------------------------------------------
     def start(self, module: str, params: dict, name: str | None = None, ros_args: tuple = ()):
@@ -88,9 +83,8 @@ class Harness:
 
     def fresh_diagnostics(self, name: str, timeout: float = 10.0, every=None) -> tuple[dict, str, int]:
         after = time.monotonic()
-        self.wait_for(f"diagnostics of {name}", lambda: name in self.diagnostics and
-                      self.diagnostics[name][0] > after, timeout, every)
-        return self.diagnostics[name][1:]
+        self.wait_for(f"diagnostics of {name}", lambda: self.diagnostics.newer_than(name, after), timeout, every)
+        return self.diagnostics.latest[name][1:]
 
     # ---- the fake robot ---------------------------------------------------------------------------------------
     def publish_state(self, names, positions, velocities=None, quat=(0.0, 0.0, 0.0, 1.0), gyro=(0.0, 0.0, 0.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Callable
 
 import rclpy
@@ -55,6 +56,22 @@ def diagnostic_values(status: DiagnosticStatus) -> dict:
             except ValueError:
                 out[kv.key] = kv.value
     return out
+
+
+class DiagnosticsListener:
+    """The newest /diagnostics status of each node: `latest[name] = (received at (monotonic s), values, message,
+    level)`, values parsed by `diagnostic_values`."""
+
+    def __init__(self, node):
+        self.latest: dict[str, tuple[float, dict, str, int]] = {}
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for s in msg.status:
+            self.latest[s.name] = (time.monotonic(), diagnostic_values(s), s.message, s.level[0])
+
+    def newer_than(self, name: str, after: float) -> bool:
+        return name in self.latest and self.latest[name][0] > after
 
 
 def run(make_node: Callable, args: list[str] | None = None) -> int:

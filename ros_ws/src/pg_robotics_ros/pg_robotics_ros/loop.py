@@ -71,8 +71,8 @@ class PeriodicLoop:
         if n < 2:
             return {"ticks": self.ticks, "rate_hz": 0.0, "period_jitter_p99_ms": 0.0, "period_jitter_max_ms": 0.0,
                     "missed_deadlines": self.missed}
-        first = self.ticks % len(self._starts) if self.ticks > n else 0
-        starts = np.roll(self._starts[:n], -first) if self.ticks > n else self._starts[:n]
+        # oldest first: once the ring has wrapped, the oldest start is at the next write position
+        starts = np.roll(self._starts, -(self.ticks % n)) if self.ticks > n else self._starts[:n]
         periods = np.diff(starts)
         jitter = np.abs(periods - self.period_ns)
         return {"ticks": self.ticks, "rate_hz": round(1e9 * (n - 1) / float(starts[-1] - starts[0]), 3),

@@ -77,8 +77,7 @@ class Driver:
         self.odom: list[tuple[float, ...]] = []
         self.record = False
         self.node.create_subscription(Odometry, common.ODOM, self._on_odom, common.SENSOR_QOS)
-        self.diagnostics: dict[str, tuple[float, dict, str]] = {}
-        self.node.create_subscription(common.DiagnosticArray, common.DIAGNOSTICS, self._on_diagnostics, 10)
+        self.diagnostics = common.DiagnosticsListener(self.node)
         self.odom_seen = False
 
     def _publish_command(self) -> None:
@@ -91,10 +90,6 @@ class Driver:
         if self.record:
             p, v, w = msg.pose.pose.position, msg.twist.twist.linear, msg.twist.twist.angular
             self.odom.append((p.x, p.y, v.x, v.y, w.z))
-
-    def _on_diagnostics(self, msg) -> None:
-        for status in msg.status:
-            self.diagnostics[status.name] = (time.monotonic(), common.diagnostic_values(status), status.message)
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -120,9 +115,8 @@ class Driver:
             raise Sim2SimError(str(exc)) from None
 
     def fresh_diagnostics(self, name: str, after: float, timeout: float = 5.0) -> dict:
-        self.wait_for(f"diagnostics from {name}",
-                      lambda: name in self.diagnostics and self.diagnostics[name][0] > after, timeout)
-        return self.diagnostics[name][1]
+        self.wait_for(f"diagnostics from {name}", lambda: self.diagnostics.newer_than(name, after), timeout)
+        return self.diagnostics.latest[name][1]
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -61,7 +61,8 @@ class MujocoSimNode(Node):
         self.joint_names = joints
         self.qadr = np.array([m.joint(j).qposadr[0] for j in joints])
         self.dadr = np.array([m.joint(j).dofadr[0] for j in joints])
-        mujoco.mj_resetDataKeyframe(m, self.data, 0) if m.nkey else mujoco.mj_resetData(m, self.data)
+        if m.nkey:  # the model's home pose
+            mujoco.mj_resetDataKeyframe(m, self.data, 0)
         self.home = self.data.qpos.copy()
         if p("policy"):
             spec = Policy.load(p("policy")).spec
