@@ -180,13 +180,16 @@ class MujocoBackend:
             model.geom_friction[gid, 0] = v
 
     def set_body_mass(self, body: str, values: np.ndarray) -> None:
-        """Mass of `body`, one value per world (inertia scaled with it)."""
+        """Mass of `body`, one value per world (inertia scaled with it; the constants MuJoCo derives from masses,
+        such as the inverse weights that scale contact softness, recomputed)."""
         self._own_models()
         bid = self.model.body(body).id
         mass0, inertia0 = float(self.model.body_mass[bid]), self.model.body_inertia[bid].copy()
+        data = mujoco.MjData(self.model)
         for model, v in zip(self.models, np.asarray(values, dtype=float)):
             model.body_mass[bid] = v
             model.body_inertia[bid] = inertia0 * (v / mass0)
+            mujoco.mj_setConst(model, data)
 
     def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
                      strength: np.ndarray | None = None) -> None:
