@@ -27,6 +27,12 @@ TASKS: dict[str, TaskSpec] = {
     spec.name: spec for spec in (
         TaskSpec("quadruped-flat", "Go1-class quadruped: velocity tracking on flat ground, CaT constraints",
                  "locomotion.env:QuadrupedFlatEnv", "locomotion.config:QuadrupedFlatCfg", "go1", "locomotion"),
+        TaskSpec("arm-reach", "Panda-class arm: move the gripper to a goal (sparse reward, Fetch-style control)",
+                 "manipulation.env:ArmGoalEnv", "manipulation.config:ArmReachCfg", "panda", "goal"),
+        TaskSpec("arm-push", "Panda-class arm: push a box to a goal on the table (sparse reward)",
+                 "manipulation.env:ArmGoalEnv", "manipulation.config:ArmPushCfg", "panda", "goal"),
+        TaskSpec("arm-pick-place", "Panda-class arm: pick a box and place it at a goal, half of them in the air",
+                 "manipulation.env:ArmGoalEnv", "manipulation.config:ArmPickPlaceCfg", "panda", "goal"),
     )
 }
 
@@ -37,6 +43,8 @@ def _load(ref: str) -> Any:
 
 
 def task_spec(name: str) -> TaskSpec:
+    if name.startswith("gym:"):  # any registered gymnasium GoalEnv, through the adapter
+        return TaskSpec(name, "gymnasium GoalEnv", "gym_goal:GymGoalEnv", "gym_goal:GymGoalCfg", "gym", "goal")
     if name not in TASKS:
         raise ConfigError(f"task: unknown task {name!r} (registered: {', '.join(sorted(TASKS))})")
     return TASKS[name]
@@ -44,7 +52,15 @@ def task_spec(name: str) -> TaskSpec:
 
 def task_config(name: str, overrides: dict | None = None):
     """The task's default config with `overrides` (a nested mapping, e.g. from YAML) applied and validated."""
-    return merge(_load(task_spec(name).config)(), overrides or {}, "task")
+    default = _load(task_spec(name).config)()
+    if name.startswith("gym:"):
+        default.env_id = name[4:]
+    cfg = merge(default, overrides or {}, "task")
+    goal = getattr(cfg, "goal", None)
+    if goal is not None and goal.task != default.goal.task:
+        raise ConfigError(f"task.goal.task: {name} is the {default.goal.task!r} task, not {goal.task!r} "
+                          f"(choose the task by name: {', '.join(n for n, t in TASKS.items() if t.kind == 'goal')})")
+    return cfg
 
 
 def make(name: str, num_envs: int, device: str = "cpu", seed: int = 0, backend: str = "mujoco",

@@ -52,8 +52,9 @@ def _command(text: str) -> tuple[float, float, float]:
 
 
 def _task_name(text: str) -> str:
-    if text not in TASKS:
-        raise argparse.ArgumentTypeError(f"unknown task {text!r} (registered: {', '.join(sorted(TASKS))})")
+    if text not in TASKS and not (text.startswith("gym:") and len(text) > 4):
+        raise argparse.ArgumentTypeError(f"unknown task {text!r} (registered: {', '.join(sorted(TASKS))}; or "
+                                         f"gym:<id> for a registered gymnasium GoalEnv)")
     return text
 
 
@@ -82,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override: task.KEY=VALUE")
     sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
 
-    train = sub.add_parser("train", help="train a policy (PPO) on a task")
-    train.add_argument("task", type=_task_name)
-    train.add_argument("--config", help="recipe YAML (default: configs/<task>_ppo.yaml)")
+    train = sub.add_parser("train", help="train a policy on a task (PPO for locomotion, DDPG+HER for goal tasks)")
+    train.add_argument("task", type=_task_name, help="a registered task, or gym:<id> for a gymnasium GoalEnv")
+    train.add_argument("--algo", choices=("ppo", "ddpg_her"), help="default: ppo for locomotion, ddpg_her for goals")
+    train.add_argument("--config", help="recipe YAML (default: configs/<task>_<algo>.yaml)")
     train.add_argument("--num-envs", type=_positive_int)
     train.add_argument("--max-iterations", type=_positive_int)
     train.add_argument("--time-budget", type=_positive_float, metavar="MINUTES")
@@ -98,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="the deterministic policy of a run on fixed commands")
     ev.add_argument("run_dir")
-    ev.add_argument("--episodes", type=_positive_int, default=32, help="worlds per command")
+    ev.add_argument("--episodes", type=_positive_int,
+                    help="worlds per command (default 32); goal tasks: episodes, one per world (default 100)")
     ev.add_argument("--seconds", type=_positive_float, default=20.0)
     ev.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
     ev.add_argument("--record", metavar="FILE.npz",
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--width", type=_positive_int, default=640)
     play.add_argument("--height", type=_positive_int, default=480)
     play.add_argument("--checkpoint", type=Path, help="a checkpoint file (default: the run's latest)")
+    play.add_argument("--episodes", type=_positive_int, default=4, help="goal tasks: episodes to render")
     play.add_argument("--json", action="store_true")
 
     dep = bsub.add_parser("deploy", help="latency of the deploy runtime's Controller.step vs bare onnxruntime")
@@ -206,6 +210,9 @@ def cmd_bench(args) -> None:
         for n in args.num_envs:
             _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)
         return
+    if args.task.startswith("gym:"):
+        raise ConfigError(f"--task {args.task}: the simulation bench runs our batched tasks; time a gymnasium env "
+                          f"with pgr bench gym --env ID")
     overrides = task_overrides(args.config, args.set)
     if args.no_randomization:
         overrides.setdefault("randomization", {})["enabled"] = False
@@ -215,9 +222,33 @@ def cmd_bench(args) -> None:
         _print_result(result, args.json)
 
 
-def cmd_eval(args) -> None:
-    from pg_robotics.evaluate import CRITERION, evaluate, sweep
+def run_algo(run_dir: str) -> str:
+    """The algorithm a run directory was trained with (a ConfigError if it is not a run directory)."""
+    from pg_robotics.train import read_run
 
+    return read_run(Path(run_dir))[1]["algo"]
+
+
+def cmd_eval(args) -> None:
+    from pg_robotics.evaluate import CRITERION, check_seconds, evaluate, sweep
+
+    check_seconds(args.seconds)
+    if run_algo(args.run_dir) == "ddpg_her":
+        if args.all_checkpoints or args.record:
+            raise ConfigError("--all-checkpoints/--record: for locomotion runs; goal runs log their success curve "
+                              "while training (summary.json, learning_curves.png)")
+        from pg_robotics.goal_policy import evaluate_goal
+
+        result = evaluate_goal(Path(args.run_dir), args.episodes or 100, args.checkpoint)
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=1))
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"success_rate     {result['success_rate']:.4f}\nfinal_distance   {result['final_distance']:.4f} m"
+                  f"\n  ({result['episodes']} deterministic episodes of {result['task']}, {result['checkpoint']})")
+        return
+    args.episodes = args.episodes or 32
     if args.all_checkpoints:
         def line(r: dict) -> None:
             if not args.json:
@@ -262,6 +293,15 @@ def cmd_play(args) -> None:
     from pg_robotics.evaluate import COMMANDS
     from pg_robotics.play import play
 
+    if run_algo(args.run_dir) == "ddpg_her":
+        from pg_robotics.goal_policy import play_goal
+
+        result = play_goal(Path(args.run_dir), Path(args.video), args.episodes, args.width, args.height,
+                           checkpoint=args.checkpoint, progress=not args.json and sys.stderr.isatty())
+        print(json.dumps(result) if args.json else
+              f"video: {result['video']} ({result['frames']} frames at {result['fps']} fps, "
+              f"{result['successes']}/{result['episodes']} episodes reached the goal)")
+        return
     result = play(Path(args.run_dir), Path(args.video), args.commands or list(COMMANDS), args.seconds,
                   args.width, args.height, checkpoint=args.checkpoint,
                   progress=not args.json and sys.stderr.isatty())
@@ -274,6 +314,15 @@ def cmd_play(args) -> None:
 def cmd_export(args) -> None:
     from pg_robotics.export import export
 
+    if run_algo(args.run_dir) == "ddpg_her":
+        from pg_robotics.goal_policy import export_goal
+
+        report = export_goal(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint)
+        print(json.dumps(report) if args.json else
+              f"wrote {report['onnx']} and {report['sidecar']}\n  torch vs onnxruntime: max abs diff "
+              f"{report['onnx_max_abs_diff_random']:.1e} (1000 random inputs), "
+              f"{report['onnx_max_abs_diff_recorded']:.1e} (1000 recorded inputs)")
+        return
     report = export(Path(args.run_dir), Path(args.out) if args.out else None, args.checkpoint)
     if args.json:
         print(json.dumps(report))

@@ -28,7 +28,7 @@ def load_policy(run_dir: Path, checkpoint: Path | None = None):
     if checkpoint is None or not Path(checkpoint).is_file():
         raise ConfigError(f"{run_dir}: no checkpoint found")
     task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, {})
-    return task, task_cfg, algo_cfg, runner_cfg, torch.load(checkpoint, weights_only=True), checkpoint
+    return task, task_cfg, algo_cfg, runner_cfg, torch.load(checkpoint, map_location="cpu", weights_only=True), checkpoint
 
 
 def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, seconds: float, seed: int = 1,
@@ -55,10 +55,14 @@ def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, second
     return env, ppo.act_inference, cmd, state, ckpt
 
 
-def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0, seed: int = 1,
-             checkpoint: Path | None = None) -> dict:
+def check_seconds(seconds: float, settle: float = 1.0) -> None:
     if seconds <= settle:
         raise ConfigError(f"--seconds: must be longer than the {settle:g} s settling time, got {seconds:g}")
+
+
+def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0, seed: int = 1,
+             checkpoint: Path | None = None) -> dict:
+    check_seconds(seconds, settle)
     env, policy, commands, state, ckpt = fixed_command_setup(run_dir, COMMANDS, episodes, seconds, seed, checkpoint)
     n = env.num_envs
     obs = env.observations()

@@ -68,11 +68,27 @@ def metadata(task: str, task_cfg, git_commit: str) -> dict:
         env.close()
 
 
-def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = None) -> dict:
+def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str) -> None:
+    """`model` (obs [B, num_obs] -> actions) as ONNX opset 17 at `path`, with `meta` as its metadata_props."""
     import onnx
 
-    from pg_robotics.deploy import Policy
     from pg_robotics.deploy.contract import encode
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, num_obs),), str(path), input_names=["obs"], output_names=["actions"],
+                          dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}}, opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in encode(meta).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = doc
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = None) -> dict:
+    from pg_robotics.deploy import Policy
     from pg_robotics.deploy.replay import replay
     from pg_robotics.evaluate import load_policy, record
     from pg_robotics.ppo import PPO
@@ -91,18 +107,7 @@ def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = Non
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_onnx = Path(tmp) / out.name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(1, num_obs),), str(tmp_onnx), input_names=["obs"],
-                              output_names=["actions"], dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
-                              opset_version=17, dynamo=False)
-        proto = onnx.load(str(tmp_onnx))
-        del proto.metadata_props[:]
-        for key, value in encode(meta).items():
-            proto.metadata_props.add(key=key, value=value)
-        proto.doc_string = f"pg_robotics policy for {task} from {ckpt}"
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp_onnx))
+        write_onnx(model, num_obs, meta, tmp_onnx, f"pg_robotics policy for {task} from {ckpt}")
 
         policy = Policy.load(tmp_onnx)  # validates the contract the way a robot will
         gen = torch.Generator().manual_seed(0)

@@ -76,22 +76,35 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-class OnPolicyRunner:
-    def __init__(self, env, task: str, task_cfg, algo_cfg: PPOCfg, runner_cfg: RunnerCfg, run_dir: Path,
-                 world: World = SINGLE):
+class Runner:
+    """What every runner shares: the run directory (config.yaml, summary.json, atomic checkpoints; under
+    torch.distributed, rank 0 writes the shared state and each other rank its own worlds beside it) and resume.
+    A subclass fills `history`, and says what is shared and what each rank owns."""
+
+    def __init__(self, env, task: str, task_cfg, algo_cfg, runner_cfg, run_dir: Path, world: World = SINGLE):
         self.env, self.task, self.cfg, self.run_dir = env, task, runner_cfg, Path(run_dir)
         self.task_cfg, self.algo_cfg, self.world = task_cfg, algo_cfg, world
-        num_obs = env.num_obs["policy"]
-        num_critic = env.num_obs.get("critic", num_obs)
-        self.alg = PPO(algo_cfg, num_obs, num_critic, env.num_actions, env.num_envs, env.device, world)
         self.iteration = 0
         self.total_steps = 0
         self.elapsed = 0.0
-        self.obs = env.reset()
-        self.update_gen = torch.Generator().manual_seed(runner_cfg.seed + world.rank)
         self.history: list[dict] = []
         self.digests: list[str] = []
         self.update_threads = runner_cfg.threads or os.cpu_count() or 1
+
+    def shared_state(self) -> dict:  # saved by rank 0
+        raise NotImplementedError
+
+    def load_shared_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def own_state(self) -> dict:  # each rank's worlds and random generators
+        raise NotImplementedError
+
+    def load_own_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def digest_module(self) -> torch.nn.Module:  # whose parameters must agree on every rank
+        raise NotImplementedError
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _rank_path(self, path: Path, rank: int) -> Path:
@@ -104,13 +117,12 @@ class OnPolicyRunner:
         path = self.run_dir / "checkpoints" / f"model_{self.iteration}.pt"
         mine = self._rank_path(path, self.world.rank)
         mine.parent.mkdir(parents=True, exist_ok=True)
-        own = {"env": self.env.state_dict(), "obs": self.obs, "torch_rng": torch.get_rng_state(),
-               "update_rng": self.update_gen.get_state()}
+        own = {**self.own_state(), "torch_rng": torch.get_rng_state()}
         if sync and self.world.active:
-            self.digests = distributed.gather_objects(distributed.digest(self.alg.policy))
+            self.digests = distributed.gather_objects(distributed.digest(self.digest_module()))
         if self.world.main:
             atomic_save({"iteration": self.iteration, "total_steps": self.total_steps, "elapsed": self.elapsed,
-                         "algorithm": self.alg.state_dict(), "world_size": self.world.size, **own,
+                         "world_size": self.world.size, **self.shared_state(), **own,
                          "history": json.dumps(self.history)}, path)
             self._write_summary()
         else:
@@ -120,28 +132,28 @@ class OnPolicyRunner:
     def load(self, path: Path) -> None:
         state = torch.load(path, weights_only=True)
         self.iteration, self.total_steps, self.elapsed = state["iteration"], state["total_steps"], state["elapsed"]
-        self.alg.load_state_dict(state["algorithm"])
+        self.load_shared_state(state)
         self.history = json.loads(state["history"])
         own_path = self._rank_path(path, self.world.rank)
         if not own_path.is_file():  # resumed with more ranks than saved: this rank's worlds start afresh
             print(f"rank {self.world.rank}: no {own_path}; its worlds start from a reset", file=sys.stderr)
             return
         own = state if own_path == path else torch.load(own_path, weights_only=True)
-        self.env.load_state_dict(own["env"])
-        self.obs = own["obs"]
+        self.load_own_state(own)
         torch.set_rng_state(own["torch_rng"])
-        self.update_gen.set_state(own["update_rng"])
 
-    def write_config(self) -> None:
+    def write_config(self, algo: str = "ppo") -> None:
         if not self.world.main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        recipe = {"task_name": self.task, "git_commit": git_commit(), "task": to_dict(self.task_cfg),
+        recipe = {"task_name": self.task, "algo": algo, "git_commit": git_commit(), "task": to_dict(self.task_cfg),
                   "algorithm": to_dict(self.algo_cfg), "runner": to_dict(self.cfg), "world_size": self.world.size}
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     def _write_summary(self) -> None:
-        last = self.history[-1] if self.history else {}
+        last: dict = {}
+        for record in self.history:  # the latest value of every figure (some are measured every few iterations)
+            last.update(record)
         summary = {"task": self.task, "iteration": self.iteration, "total_env_steps": self.total_steps,
                    "train_seconds": round(self.elapsed, 1), "world_size": self.world.size, **last}
         if self.world.active:
@@ -149,6 +161,72 @@ class OnPolicyRunner:
         tmp = self.run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.run_dir / "summary.json")
+
+    def end_iteration(self, record: dict, took: float, writer, bar) -> float | None:
+        """Keep an iteration's figures: history, progress bar, the periodic checkpoint and plot, TensorBoard.
+        Returns the minutes left (by iterations or time budget), or None on ranks other than 0."""
+        self.history.append(record)
+        bar.update(1)
+        if self.iteration % self.cfg.save_interval == 0:
+            self.save()
+            self.plot()
+        if not self.world.main:
+            return None
+        for key, value in record.items():
+            if key != "iteration":
+                writer.add_scalar(f"train/{key}", value, self.iteration)
+        left = (self.cfg.max_iterations - self.iteration) * took
+        budget = self.cfg.time_budget_min * 60
+        return (min(left, budget - self.elapsed) if budget else left) / 60
+
+    def plot_panels(self, panels: list[tuple[str, str]]) -> None:
+        """learning_curves.png: one panel per (history key, title) against env steps."""
+        if not self.history or not self.world.main:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = [r["env_steps"] / 1e6 for r in self.history]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
+        for ax, (key, title) in zip(axes, panels):
+            points = [(xi, r[key]) for xi, r in zip(x, self.history) if key in r]
+            ax.plot([p[0] for p in points], [p[1] for p in points])
+            ax.set_title(title)
+            ax.set_xlabel("env steps (M)")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(self.run_dir / "learning_curves.png", dpi=100)
+        plt.close(fig)
+
+
+class OnPolicyRunner(Runner):
+    def __init__(self, env, task: str, task_cfg, algo_cfg: PPOCfg, runner_cfg: RunnerCfg, run_dir: Path,
+                 world: World = SINGLE):
+        super().__init__(env, task, task_cfg, algo_cfg, runner_cfg, run_dir, world)
+        num_obs = env.num_obs["policy"]
+        num_critic = env.num_obs.get("critic", num_obs)
+        self.alg = PPO(algo_cfg, num_obs, num_critic, env.num_actions, env.num_envs, env.device, world)
+        self.obs = env.reset()
+        self.update_gen = torch.Generator().manual_seed(runner_cfg.seed + world.rank)
+
+    def shared_state(self) -> dict:
+        return {"algorithm": self.alg.state_dict()}
+
+    def load_shared_state(self, state: dict) -> None:
+        self.alg.load_state_dict(state["algorithm"])
+
+    def own_state(self) -> dict:
+        return {"env": self.env.state_dict(), "obs": self.obs, "update_rng": self.update_gen.get_state()}
+
+    def load_own_state(self, state: dict) -> None:
+        self.env.load_state_dict(state["env"])
+        self.obs = state["obs"]
+        self.update_gen.set_state(state["update_rng"])
+
+    def digest_module(self) -> torch.nn.Module:
+        return self.alg.policy
 
     # ---- training ------------------------------------------------------------------------------------------
     def learn(self, progress: bool = True) -> dict:
@@ -192,7 +270,7 @@ class OnPolicyRunner:
                 stats = alg.update(self.update_gen)
                 took = time.perf_counter() - start
                 if self.world.active:  # the slowest rank's time: every rank sees the same clock and budget
-                    took = float(distributed.all_reduce(torch.tensor([took]), distributed.dist.ReduceOp.MAX))
+                    took = float(distributed.all_reduce(torch.tensor([took], device=env.device), distributed.dist.ReduceOp.MAX))
                 steps = alg.cfg.num_steps_per_env * env.num_envs * self.world.size
                 self.iteration += 1
                 self.total_steps += steps
@@ -203,25 +281,15 @@ class OnPolicyRunner:
                           "mean_return": sum(returns) / len(returns) if returns else 0.0,
                           "mean_episode_length_s": sum(lengths) / len(lengths) if lengths else 0.0,
                           "cat_delta_mean": delta_sum / n, **stats}
-                self.history.append(record)
-                bar.update(1)
-                if self.iteration % cfg.save_interval == 0:
-                    self.save()
-                    self.plot()
-                if not main:
+                left = self.end_iteration(record, took, writer, bar)
+                if left is None:
                     continue
-                for key, value in record.items():
-                    if key != "iteration":
-                        writer.add_scalar(f"train/{key}", value, self.iteration)
                 for key, values in episode_terms.items():
                     writer.add_scalar(f"episode/{key}", sum(values) / len(values), self.iteration)
                 for key, value in violations.items():
                     writer.add_scalar(f"constraints/{key}_violation_rate", value / n, self.iteration)
-                left = (cfg.max_iterations - self.iteration) * took
-                if budget:
-                    left = min(left, budget - self.elapsed)
                 bar.set_postfix_str(f"fps {record['fps']} return {record['mean_return']:.2f} "
-                                    f"ep_len {record['mean_episode_length_s']:.1f}s left {left / 60:.1f}min")
+                                    f"ep_len {record['mean_episode_length_s']:.1f}s left {left:.1f}min")
         except KeyboardInterrupt:
             bar.write("interrupted: saving a checkpoint")
             self.save(sync=False)
@@ -235,22 +303,5 @@ class OnPolicyRunner:
         return self.history[-1] if self.history else {}
 
     def plot(self) -> None:
-        if not self.history or not self.world.main:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        x = [r["env_steps"] / 1e6 for r in self.history]
-        panels = [("mean_return", "mean return"), ("mean_episode_length_s", "episode length (s)"),
-                  ("cat_delta_mean", "CaT delta"), ("fps", "env steps/s")]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
-        for ax, (key, title) in zip(axes, panels):
-            ax.plot(x, [r[key] for r in self.history])
-            ax.set_title(title)
-            ax.set_xlabel("env steps (M)")
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(self.run_dir / "learning_curves.png", dpi=100)
-        plt.close(fig)
+        self.plot_panels([("mean_return", "mean return"), ("mean_episode_length_s", "episode length (s)"),
+                          ("cat_delta_mean", "CaT delta"), ("fps", "env steps/s")])

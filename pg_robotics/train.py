@@ -8,15 +8,32 @@ import sys
 from pathlib import Path
 
 import pg_robotics
-from pg_robotics.envs import ConfigError, make, task_config
+from pg_robotics.envs import ConfigError, make, task_config, task_spec
 from pg_robotics.envs.config import deep_update, load_yaml, merge, parse_overrides
 
 CONFIGS = Path(pg_robotics.__file__).resolve().parent.parent / "configs"
-SECTIONS = ("task", "algorithm", "runner")
+SECTIONS = ("algo", "task", "algorithm", "runner")
+ALGOS = ("ppo", "ddpg_her")
 
 
-def default_recipe(task: str) -> Path | None:
-    path = CONFIGS / f"{task.replace('-', '_')}_ppo.yaml"
+def default_algo(task: str) -> str:
+    """PPO for locomotion, DDPG+HER for goal tasks (ours and gymnasium GoalEnvs)."""
+    return "ppo" if task_spec(task).kind == "locomotion" else "ddpg_her"
+
+
+def recipe_algo(task: str, recipe: dict) -> str:
+    algo = recipe.get("algo") or default_algo(task)
+    if algo not in ALGOS:
+        raise ConfigError(f"algo: unknown algorithm {algo!r} (known: {', '.join(ALGOS)})")
+    if algo == "ppo" and task_spec(task).kind == "goal":
+        raise ConfigError(f"algo: {task} is a goal task with a sparse reward; train it with ddpg_her")
+    if algo == "ddpg_her" and task_spec(task).kind != "goal":
+        raise ConfigError(f"algo: ddpg_her needs a goal task (dict observations, compute_reward); {task} is not one")
+    return algo
+
+
+def default_recipe(task: str, algo: str | None = None) -> Path | None:
+    path = CONFIGS / f"{task.replace('-', '_')}_{algo or default_algo(task)}.yaml"
     return path if path.is_file() else None
 
 
@@ -27,11 +44,15 @@ def read_run(run_dir: Path) -> tuple[str, dict]:
     recipe = load_yaml(run_dir / "config.yaml")
     recipe.pop("git_commit", None)
     recipe.pop("world_size", None)
+    recipe.setdefault("algo", "ppo")  # runs written before DDPG+HER existed
     return recipe.pop("task_name"), recipe
 
 
 def resolve_recipe(task: str, recipe: dict, overrides: dict):
-    """Validated (task_cfg, algo_cfg, runner_cfg) from a recipe mapping and CLI overrides."""
+    """Validated (task_cfg, algo_cfg, runner_cfg) from a recipe mapping and CLI overrides; the algorithm is the
+    recipe's `algo` (default: `default_algo(task)`)."""
+    from pg_robotics.ddpg import DDPGCfg
+    from pg_robotics.offpolicy_runner import OffPolicyRunnerCfg
     from pg_robotics.ppo import PPOCfg
     from pg_robotics.runner import RunnerCfg
 
@@ -39,8 +60,10 @@ def resolve_recipe(task: str, recipe: dict, overrides: dict):
     unknown = [k for k in data if k not in SECTIONS]
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
-    return (task_config(task, data.get("task")), merge(PPOCfg(), data.get("algorithm"), "algorithm"),
-            merge(RunnerCfg(), data.get("runner"), "runner"))
+    algo_cfg, runner_cfg = {"ppo": (PPOCfg, RunnerCfg), "ddpg_her": (DDPGCfg, OffPolicyRunnerCfg)}[
+        recipe_algo(task, data)]
+    return (task_config(task, data.get("task")), merge(algo_cfg(), data.get("algorithm"), "algorithm"),
+            merge(runner_cfg(), data.get("runner"), "runner"))
 
 
 def run_from_cli(args) -> None:
@@ -49,6 +72,7 @@ def run_from_cli(args) -> None:
     import torch
 
     from pg_robotics import distributed
+    from pg_robotics.offpolicy_runner import OffPolicyRunner
     from pg_robotics.runner import OnPolicyRunner, latest_checkpoint
 
     overrides = parse_overrides(args.set)
@@ -58,6 +82,8 @@ def run_from_cli(args) -> None:
     flags = {"num_envs": args.num_envs, "max_iterations": args.max_iterations, "seed": args.seed,
              "time_budget_min": args.time_budget}
     overrides = deep_update(overrides, {"runner": {k: v for k, v in flags.items() if v is not None}})
+    if args.algo:
+        overrides["algo"] = args.algo
     if args.resume:
         run_dir = Path(args.resume)
         task, recipe = read_run(run_dir)
@@ -68,7 +94,7 @@ def run_from_cli(args) -> None:
             raise ConfigError(f"--resume {run_dir}: that run trained {task!r}, not {args.task!r}")
     else:
         task = args.task
-        path = Path(args.config) if args.config else default_recipe(task)
+        path = Path(args.config) if args.config else default_recipe(task, args.algo)
         recipe = load_yaml(path) if path else {}
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / task / stamp
@@ -76,33 +102,45 @@ def run_from_cli(args) -> None:
             raise ConfigError(f"--run-dir {run_dir}: a run is already there; continue it with --resume {run_dir} "
                               f"or choose another directory")
     task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, overrides)
+    algo = recipe_algo(task, deep_update(recipe, overrides))
+    if args.resume and algo != recipe["algo"]:
+        raise ConfigError(f"--algo {algo}: {run_dir} was trained with {recipe['algo']}")
     world = distributed.init(runner_cfg.device)  # a world of one unless started by torchrun
     try:
         run_dir = distributed.broadcast_object(run_dir)  # rank 0's time stamp names the run
-        if world.active and task_cfg.sim.nthread == 0:  # share the cores among the ranks of this node
+        if world.active and getattr(getattr(task_cfg, "sim", None), "nthread", None) == 0:  # share the cores among the ranks of this node
             task_cfg.sim.nthread = max(1, (os.cpu_count() or 1) // world.local_size)
             runner_cfg.threads = runner_cfg.threads or task_cfg.sim.nthread
         seed = runner_cfg.seed + world.rank  # each rank its own worlds
         torch.manual_seed(seed)
         env = make(task, runner_cfg.num_envs, device=runner_cfg.device, seed=seed, backend=runner_cfg.backend,
                    cfg=task_cfg)
-        runner = OnPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir, world)
+        if algo == "ppo":
+            runner = OnPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir, world)
+        else:
+            eval_env = make(task, runner_cfg.eval_envs, device=runner_cfg.device, seed=seed + 100_000,
+                            backend=runner_cfg.backend, cfg=task_cfg)
+            runner = OffPolicyRunner(env, task, task_cfg, algo_cfg, runner_cfg, run_dir, world, eval_env)
         if args.resume:
             runner.load(ckpt)
             if world.main:
                 print(f"resuming {run_dir} from {ckpt.name} (iteration {runner.iteration})", file=sys.stderr)
-        runner.write_config()
+        runner.write_config(algo)
         if world.main:
             print(f"run directory: {run_dir}" + (f" ({world.size} ranks)" if world.active else ""), file=sys.stderr)
         try:
             last = runner.learn(progress=not args.no_progress)
         finally:
             env.close()
+            if algo != "ppo":
+                runner.eval_env.close()
     finally:
         distributed.shutdown()
     if world.main:
-        print(f"done: iteration {runner.iteration}, {runner.total_steps} env steps, "
-              f"mean return {last.get('mean_return', 0):.3f}; curves: {run_dir / 'learning_curves.png'}")
+        score = (f"mean return {last.get('mean_return', 0):.3f}" if algo == "ppo" else
+                 f"success rate {last.get('success_rate', 0):.3f}")
+        print(f"done: iteration {runner.iteration}, {runner.total_steps} env steps, {score}; "
+              f"curves: {run_dir / 'learning_curves.png'}")
 
 
 def launch(nproc: int, argv: list[str]) -> None:
