@@ -87,6 +87,35 @@ def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str)
     onnx.save(proto, str(path))
 
 
+def check_against_torch(model: nn.Module, run, inputs: dict[str, torch.Tensor], out: Path) -> dict:
+    """Max abs difference between `model` and the exported graph `run` (numpy in, numpy out) on each named input
+    set; an ExportError past ONNX_TOLERANCE."""
+    report = {}
+    with torch.no_grad():
+        for name, obs in inputs.items():
+            diff = float(np.abs(model(obs).numpy() - run(obs.numpy())).max())
+            report[f"onnx_max_abs_diff_{name}"] = diff
+            if not diff <= ONNX_TOLERANCE:
+                raise ExportError(f"export: onnxruntime differs from torch by {diff:.2e} on {len(obs)} {name} "
+                                  f"observations (tolerance {ONNX_TOLERANCE:g}); {out} not written")
+    return report
+
+
+def run_commit(run_dir: Path) -> str:
+    """The git commit a run was trained at (from its config.yaml)."""
+    return str(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()).get("git_commit", "unknown"))
+
+
+def publish(tmp_onnx: Path, out: Path, meta: dict) -> Path:
+    """Write the sidecar YAML beside `tmp_onnx`, then move both into place by rename; returns the sidecar's path."""
+    sidecar = out.with_suffix(".yaml")
+    tmp_yaml = tmp_onnx.parent / sidecar.name
+    tmp_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
+    os.replace(tmp_yaml, sidecar)
+    os.replace(tmp_onnx, out)
+    return sidecar
+
+
 def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = None) -> dict:
     from pg_robotics.deploy import Policy
     from pg_robotics.deploy.replay import replay
@@ -96,7 +125,7 @@ def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = Non
     run_dir = Path(run_dir)
     task, task_cfg, algo_cfg, _, state, ckpt = load_policy(run_dir, checkpoint)
     out = Path(out) if out else run_dir / "policy.onnx"
-    git_commit = str(yaml.safe_load((run_dir / "config.yaml").read_text()).get("git_commit", "unknown"))
+    git_commit = run_commit(run_dir)
     meta = metadata(task, task_cfg, git_commit)
     num_obs = sum(t["dim"] * t["history"] for t in meta["observation_terms"])
     num_critic_obs = state["algorithm"]["policy"]["critic.0.weight"].shape[1]
@@ -116,13 +145,7 @@ def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = Non
         random = torch.randn(1000, num_obs, generator=gen) * 3.0
         report = {"onnx": str(out), "checkpoint": str(ckpt), "num_obs": num_obs,
                   "num_actions": len(meta["joint_names"])}
-        with torch.no_grad():
-            for name, obs in (("random", random), ("recorded", recorded)):
-                diff = np.abs(model(obs).numpy() - policy(obs.numpy())).max()
-                report[f"onnx_max_abs_diff_{name}"] = float(diff)
-                if not diff <= ONNX_TOLERANCE:
-                    raise ExportError(f"export: onnxruntime differs from torch by {diff:.2e} on {len(obs)} {name} "
-                                      f"observations (tolerance {ONNX_TOLERANCE:g}); {out} not written")
+        report.update(check_against_torch(model, policy, {"random": random, "recorded": recorded}, out))
         check = replay(policy, rec, shuffle_seed=0)
         report["replay_samples"] = check["samples"]
         report["replay_obs_max_abs_diff"] = check["obs_max_abs_diff"]
@@ -131,10 +154,6 @@ def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = Non
             raise ExportError(f"export: the deploy runtime's actions on recorded sim states differ by "
                               f"{check['action_max_abs_diff']:.2e} (tolerance {REPLAY_TOLERANCE:g}); observation "
                               f"difference {check['obs_max_abs_diff']:.2e}; {out} not written")
-        sidecar = out.with_suffix(".yaml")
-        tmp_yaml = Path(tmp) / sidecar.name
-        tmp_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
-        os.replace(tmp_yaml, sidecar)
-        os.replace(tmp_onnx, out)
+        sidecar = publish(tmp_onnx, out, meta)
     report["sidecar"] = str(sidecar)
     return report

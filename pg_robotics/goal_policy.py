@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from pg_robotics.envs import ConfigError, make, task_spec
@@ -62,7 +60,7 @@ def export_goal(run_dir: Path, out: Path | None = None, checkpoint: Path | None 
     with its metadata, checked against torch on random and recorded inputs before it is written."""
     import onnxruntime as ort
 
-    from pg_robotics.export import ONNX_TOLERANCE, write_onnx
+    from pg_robotics.export import check_against_torch, publish, run_commit, write_onnx
     from pg_robotics.offpolicy_runner import run_episode
 
     run_dir = Path(run_dir)
@@ -74,7 +72,7 @@ def export_goal(run_dir: Path, out: Path | None = None, checkpoint: Path | None 
         ep, _ = run_episode(env, agent.act_inference, env.reset())
     env.close()
     recorded = torch.cat([ep["obs"][:, :-1], ep["goal"]], dim=-1).reshape(-1, num_obs)[:1000]
-    git_commit = str(yaml.safe_load((run_dir / "config.yaml").read_text()).get("git_commit", "unknown"))
+    git_commit = run_commit(run_dir)
     cfg = env.cfg
     meta = {"schema_version": 1, "kind": "goal", "task": env.task, "robot": task_spec(env.task).robot,
             "observation_terms": [{"name": "observation", "dim": dims["observation"]},
@@ -92,17 +90,9 @@ def export_goal(run_dir: Path, out: Path | None = None, checkpoint: Path | None 
         write_onnx(model, num_obs, meta, tmp_onnx, f"pg_robotics goal policy for {env.task} from {ckpt}")
         session = ort.InferenceSession(str(tmp_onnx), providers=["CPUExecutionProvider"])
         random = torch.randn(1000, num_obs, generator=torch.Generator().manual_seed(0)) * 0.3
-        with torch.no_grad():
-            for name, obs in (("random", random), ("recorded", recorded)):
-                diff = float(np.abs(model(obs).numpy() - session.run(None, {"obs": obs.numpy()})[0]).max())
-                report[f"onnx_max_abs_diff_{name}"] = diff
-                if not diff <= ONNX_TOLERANCE:
-                    raise ConfigError(f"export: onnxruntime differs from torch by {diff:.2e} on {len(obs)} {name} "
-                                      f"inputs (tolerance {ONNX_TOLERANCE:g}); {out} not written")
-        sidecar = out.with_suffix(".yaml")
-        (Path(tmp) / sidecar.name).write_text(yaml.safe_dump(meta, sort_keys=False))
-        os.replace(Path(tmp) / sidecar.name, sidecar)
-        os.replace(tmp_onnx, out)
+        report.update(check_against_torch(model, lambda obs: session.run(None, {"obs": obs})[0],
+                                          {"random": random, "recorded": recorded}, out))
+        sidecar = publish(tmp_onnx, out, meta)
     report["sidecar"] = str(sidecar)
     return report
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from pg_robotics import distributed
 from pg_robotics.ddpg import DDPG, DDPGCfg
 from pg_robotics.distributed import SINGLE, World
 from pg_robotics.her import EpisodeBuffer
@@ -57,9 +56,12 @@ def run_episode(env, policy, obs: dict) -> tuple[dict, dict]:
         action = policy(obs)
         obs, _, done, info = env.step(action)
         ep["actions"].append(action)
-        if bool(done.any()) != (t == T - 1) or (t == T - 1 and not bool(done.all())):
-            raise RuntimeError(f"DDPG+HER needs fixed-length episodes of {T} steps in every world; "
-                               f"world(s) {done.nonzero().flatten()[:5].tolist()} ended at step {t + 1}")
+        last = t == T - 1
+        wrong = done != last  # every world ends its episode at step T, none before
+        if wrong.any():
+            raise RuntimeError(f"DDPG+HER needs fixed-length episodes of {T} steps in every world; world(s) "
+                               f"{wrong.nonzero().flatten()[:5].tolist()} {'did not end' if last else 'ended'} "
+                               f"at step {t + 1}")
     final = info["final_obs"]
     ep["obs"].append(final["observation"])
     ep["ag"].append(final["achieved_goal"])
@@ -133,7 +135,6 @@ class OffPolicyRunner(Runner):
 
         cfg, env, alg, main = self.cfg, self.env, self.alg, self.world.main
         writer = SummaryWriter(log_dir=str(self.run_dir)) if main else None
-        budget = cfg.time_budget_min * 60
         bar = tqdm(total=cfg.max_iterations, initial=self.iteration, disable=not (progress and main), unit="cycle",
                    dynamic_ncols=True)
         last_eval = next((r for r in reversed(self.history) if "success_rate" in r), {})
@@ -149,7 +150,7 @@ class OffPolicyRunner(Runner):
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
         try:
-            while self.iteration < cfg.max_iterations and not (budget and self.elapsed >= budget):
+            while self.running():
                 start = time.perf_counter()
                 torch.set_num_threads(1)
                 ep, self.obs = run_episode(env, lambda o: alg.explore(o, self.gen), self.obs)
@@ -170,9 +171,7 @@ class OffPolicyRunner(Runner):
                     torch.set_num_threads(1)
                     last_eval = self.evaluate()
                     record.update(last_eval)
-                took = time.perf_counter() - start
-                if self.world.active:  # the slowest rank's time: every rank sees the same clock and budget
-                    took = float(distributed.all_reduce(torch.tensor([took], device=env.device), distributed.dist.ReduceOp.MAX))
+                took = self.slowest(time.perf_counter() - start)
                 steps = env.episode_steps * env.num_envs * self.world.size
                 self.total_steps += steps
                 self.elapsed += took

@@ -162,6 +162,18 @@ class Runner:
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.run_dir / "summary.json")
 
+    def running(self) -> bool:
+        """Iterations and time budget left."""
+        budget = self.cfg.time_budget_min * 60
+        return self.iteration < self.cfg.max_iterations and not (budget and self.elapsed >= budget)
+
+    def slowest(self, seconds: float) -> float:
+        """The slowest rank's `seconds` under torch.distributed, so that every rank sees the same clock and budget."""
+        if not self.world.active:
+            return seconds
+        return float(distributed.all_reduce(torch.tensor([seconds], device=self.env.device),
+                                            distributed.dist.ReduceOp.MAX))
+
     def end_iteration(self, record: dict, took: float, writer, bar) -> float | None:
         """Keep an iteration's figures: history, progress bar, the periodic checkpoint and plot, TensorBoard.
         Returns the minutes left (by iterations or time budget), or None on ranks other than 0."""
@@ -238,11 +250,10 @@ class OnPolicyRunner(Runner):
         returns, lengths = deque(maxlen=200), deque(maxlen=200)
         ep_return = torch.zeros(env.num_envs, device=env.device)
         ep_length = torch.zeros(env.num_envs, device=env.device)
-        budget = cfg.time_budget_min * 60
         bar = tqdm(total=cfg.max_iterations, initial=self.iteration, disable=not (progress and main), unit="it",
                    dynamic_ncols=True)
         try:
-            while self.iteration < cfg.max_iterations and not (budget and self.elapsed >= budget):
+            while self.running():
                 start = time.perf_counter()
                 torch.set_num_threads(1)
                 episode_terms: dict[str, list[float]] = {}
@@ -268,9 +279,7 @@ class OnPolicyRunner(Runner):
                 collect = time.perf_counter() - start
                 torch.set_num_threads(self.update_threads)
                 stats = alg.update(self.update_gen)
-                took = time.perf_counter() - start
-                if self.world.active:  # the slowest rank's time: every rank sees the same clock and budget
-                    took = float(distributed.all_reduce(torch.tensor([took], device=env.device), distributed.dist.ReduceOp.MAX))
+                took = self.slowest(time.perf_counter() - start)
                 steps = alg.cfg.num_steps_per_env * env.num_envs * self.world.size
                 self.iteration += 1
                 self.total_steps += steps

@@ -108,7 +108,8 @@ def run_from_cli(args) -> None:
     world = distributed.init(runner_cfg.device)  # a world of one unless started by torchrun
     try:
         run_dir = distributed.broadcast_object(run_dir)  # rank 0's time stamp names the run
-        if world.active and getattr(getattr(task_cfg, "sim", None), "nthread", None) == 0:  # share the cores among the ranks of this node
+        sim = getattr(task_cfg, "sim", None)  # gym:<id> tasks have none
+        if world.active and sim is not None and sim.nthread == 0:  # share the cores among the ranks of this node
             task_cfg.sim.nthread = max(1, (os.cpu_count() or 1) // world.local_size)
             runner_cfg.threads = runner_cfg.threads or task_cfg.sim.nthread
         seed = runner_cfg.seed + world.rank  # each rank its own worlds
