@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,ros,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,gpu,ros,dev]"
 	touch $(STAMP)
 
 test: setup

@@ -21,8 +21,9 @@ def machine() -> dict:
 def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int = 0, device: str = "cpu",
               overrides: dict | None = None, progress: bool = False) -> dict:
     """Random actions through the full task (observations, rewards, constraints, resets) for `seconds` of task
-    time. Every other step, the ceiling is measured on the spot: that step's exact input replayed through bare
-    `mujoco.rollout` (same models, worlds, threads, substeps), so both figures see the same physics and machine."""
+    time. Every other step, the ceiling is measured on the spot: that step's exact input replayed through the bare
+    backend (`mujoco.rollout`, or MuJoCo Warp's step), same models, worlds and substeps, so both figures see the same
+    physics and machine."""
     import torch
 
     from pg_robotics.envs import make
@@ -39,14 +40,17 @@ def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int 
     for _ in range(5):  # warm-up
         env.step(random_actions())
     env.sim.keep_inputs()
-    steps, resets, task_time, bare_time, bare_calls = 0, 0, 0.0, 0.0, 0
+    cuda = env.device.type == "cuda"
+    steps, resets, task_time, bare_time, bare_calls = 0, torch.zeros((), device=env.device), 0.0, 0.0, 0
     bar = _bar(seconds, progress, "task")
     while task_time < seconds:
         actions = random_actions()
         start = time.perf_counter()
         _, _, done, info = env.step(actions)
+        if cuda:
+            torch.cuda.synchronize(env.device)
         task_time += time.perf_counter() - start
-        resets += int(done.sum())
+        resets += done.sum()
         steps += 1
         if steps % 2:
             bare_time += env.sim.replay_last_step()
@@ -58,15 +62,19 @@ def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int 
     ceiling = bare_calls * num_envs * decimation / bare_time
     result = {
         "task": task, "backend": backend, "device": str(env.device), "num_envs": num_envs,
-        "decimation": decimation, "threads": env.sim.nthread, "model_path": str(env.sim.model_path),
+        "decimation": decimation, "threads": getattr(env.sim, "nthread", None), "model_path": str(env.sim.model_path),
         "seconds": round(task_time, 3), "steps": steps, "env_steps_per_s": round(env_rate, 1),
         "physics_steps_per_s": round(env_rate * decimation, 1),
         "ceiling_physics_steps_per_s": round(ceiling, 1),
         "fraction_of_ceiling": round(env_rate * decimation / ceiling, 4),
-        "resets": resets, "diverged": env.sim.num_diverged,  # warm-up included
+        "resets": int(resets), "diverged": env.sim.num_diverged,  # warm-up included
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "randomization": env.cfg.randomization.enabled, **machine(),
     }
+    if cuda:  # the whole device's memory in use (Warp allocates outside torch's allocator)
+        free, total = torch.cuda.mem_get_info(env.device)
+        result["gpu_memory_used_mb"] = round((total - free) / 2**20, 1)
+        result["gpu"] = torch.cuda.get_device_name(env.device)
     env.close()
     return result
 

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-iterations", type=_positive_int)
     train.add_argument("--time-budget", type=_positive_float, metavar="MINUTES")
     train.add_argument("--seed", type=int)
+    train.add_argument("--backend", choices=BACKENDS, help="simulation backend (default: the recipe's, mujoco)")
+    train.add_argument("--device", help="torch device of the worlds and networks: cpu or cuda (default: cpu)")
     train.add_argument("--run-dir", help="where to write the run (default: runs/<task>/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -108,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also record raw states, observations and actions for `pg_robotics.deploy.replay`")
     ev.add_argument("--all-checkpoints", action="store_true",
                     help="evaluate every checkpoint; report the first that meets the walking criterion")
+    ev.add_argument("--backend", choices=BACKENDS, default="mujoco",
+                    help="simulation backend of the evaluation (default: C MuJoCo, whatever the run trained on)")
+    ev.add_argument("--device", default="cpu")
     ev.add_argument("--out", type=Path, metavar="FILE.json", help="also write the result as JSON (for sim2sim --eval)")
     ev.add_argument("--json", action="store_true")
 
@@ -237,6 +242,8 @@ def cmd_eval(args) -> None:
         if args.all_checkpoints or args.record:
             raise ConfigError("--all-checkpoints/--record: for locomotion runs; goal runs log their success curve "
                               "while training (summary.json, learning_curves.png)")
+        if args.backend != "mujoco" or args.device != "cpu":
+            raise ConfigError("--backend/--device: goal runs are evaluated on the CPU MuJoCo backend")
         from pg_robotics.goal_policy import evaluate_goal
 
         result = evaluate_goal(Path(args.run_dir), args.episodes or 100, args.checkpoint)
@@ -256,7 +263,8 @@ def cmd_eval(args) -> None:
                       f"{r['lin_vel_error']:.3f}  ang {r['ang_vel_error']:.3f}  falls {r['fall_rate']:.3f}"
                       f"{'  meets criterion' if r['meets_criterion'] else ''}", flush=True)
 
-        result = sweep(Path(args.run_dir), args.episodes, args.seconds, on_result=line)
+        result = sweep(Path(args.run_dir), args.episodes, args.seconds, on_result=line, backend=args.backend,
+                       device=args.device)
         first = result["first_meeting"]
         if args.json:
             print(json.dumps(result))
@@ -266,7 +274,8 @@ def cmd_eval(args) -> None:
         else:
             print("no checkpoint meets the criterion", {k: v for k, v in result["criterion"].items()})
         return
-    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds, checkpoint=args.checkpoint)
+    result = evaluate(Path(args.run_dir), episodes=args.episodes, seconds=args.seconds, checkpoint=args.checkpoint,
+                      backend=args.backend, device=args.device)
     if args.record:
         import numpy as np
 

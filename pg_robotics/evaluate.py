@@ -32,11 +32,11 @@ def load_policy(run_dir: Path, checkpoint: Path | None = None):
 
 
 def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, seconds: float, seed: int = 1,
-                        checkpoint: Path | None = None):
+                        checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu"):
     """The run's task with commands held fixed and its deterministic policy. Episodes start standing still in the
     default pose (a robot starts that way; training's random initial joint angles and velocities are off), with no
     command resampling, pushes or observation noise; the run's friction, mass and motor-strength randomization
-    stays.
+    stays. The simulation is C MuJoCo on the CPU unless `backend` / `device` say otherwise, whatever the run trained on.
     Returns (env, policy(obs) -> actions, commands tensor (N, 3), checkpoint state, checkpoint path)."""
     from pg_robotics.envs.config import merge
     from pg_robotics.ppo import PPO
@@ -46,9 +46,10 @@ def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, second
                                 "randomization": {"push_interval_s": 0.0, "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0},
                                 "sim": {"episode_length_s": seconds}})
     torch.set_num_threads(1)
-    cmd = torch.tensor(commands, dtype=torch.float32).repeat_interleave(worlds_per_command, dim=0)
-    env = make(task, len(cmd), seed=seed, cfg=task_cfg)
-    ppo = PPO(algo_cfg, env.num_obs["policy"], env.num_obs.get("critic", env.num_obs["policy"]), env.num_actions, 1)
+    cmd = torch.tensor(commands, dtype=torch.float32, device=device).repeat_interleave(worlds_per_command, dim=0)
+    env = make(task, len(cmd), seed=seed, cfg=task_cfg, backend=backend, device=device)
+    ppo = PPO(algo_cfg, env.num_obs["policy"], env.num_obs.get("critic", env.num_obs["policy"]), env.num_actions, 1,
+              device=env.device)
     ppo.load_state_dict(state["algorithm"])
     env.reset()
     env.commands[:] = cmd
@@ -61,16 +62,17 @@ def check_seconds(seconds: float, settle: float = 1.0) -> None:
 
 
 def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0, seed: int = 1,
-             checkpoint: Path | None = None) -> dict:
+             checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu") -> dict:
     check_seconds(seconds, settle)
-    env, policy, commands, state, ckpt = fixed_command_setup(run_dir, COMMANDS, episodes, seconds, seed, checkpoint)
-    n = env.num_envs
+    env, policy, commands, state, ckpt = fixed_command_setup(run_dir, COMMANDS, episodes, seconds, seed, checkpoint,
+                                                             backend, device)
+    n, f = env.num_envs, dict(device=env.device)
     obs = env.observations()
-    alive = torch.ones(n, dtype=torch.bool)
-    lin_err, ang_err, counted = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    ret = torch.zeros(n)
+    alive = torch.ones(n, dtype=torch.bool, **f)
+    lin_err, ang_err, counted = torch.zeros(n, **f), torch.zeros(n, **f), torch.zeros(n, **f)
+    ret = torch.zeros(n, **f)
     feet = env.state.foot_forces.shape[1]
-    stance, touchdowns, leg_contact = torch.zeros(n, feet), torch.zeros(n, feet), torch.zeros(n)
+    stance, touchdowns, leg_contact = torch.zeros(n, feet, **f), torch.zeros(n, feet, **f), torch.zeros(n, **f)
     steps = int(round(seconds / env.dt))
     settle_steps = int(round(settle / env.dt))
     for t in range(steps):
@@ -104,7 +106,7 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             "leg_contact": float(leg_contact[sl].sum() / total)})
     result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": int(state["iteration"]),
               "train_seconds": round(float(state["elapsed"]), 3), "episodes_per_command": episodes,
-              "seconds": seconds, "lin_vel_error": float(lin_err.sum() / total_all),
+              "seconds": seconds, "backend": env.sim.name, "lin_vel_error": float(lin_err.sum() / total_all),
               "ang_vel_error": float(ang_err.sum() / total_all),
               "fall_rate": float((~alive).float().mean()), "mean_return": float(ret.mean()),
               "leg_contact": float(leg_contact.sum() / total_all), "per_command": per_command}
@@ -112,14 +114,15 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
     return result
 
 
-def sweep(run_dir: Path, episodes: int = 32, seconds: float = 20.0, on_result=None) -> dict:
+def sweep(run_dir: Path, episodes: int = 32, seconds: float = 20.0, on_result=None, backend: str = "mujoco",
+          device: str = "cpu") -> dict:
     """Evaluate every checkpoint of a run, oldest first; report the first that meets the walking criterion
     with its training time (the time-to-criterion)."""
     from pg_robotics.runner import checkpoints
 
     results, first = [], None
     for ckpt in checkpoints(Path(run_dir)):
-        result = evaluate(run_dir, episodes, seconds, checkpoint=ckpt)
+        result = evaluate(run_dir, episodes, seconds, checkpoint=ckpt, backend=backend, device=device)
         results.append(result)
         if on_result:
             on_result(result)

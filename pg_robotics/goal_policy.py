@@ -111,7 +111,7 @@ def play_goal(run_dir: Path, video: Path, episodes: int = 4, width: int = 640, h
     env, agent, _, ckpt = load_agent(run_dir, checkpoint, 1, seed)
     if not hasattr(env, "sim"):
         raise ConfigError(f"pgr play: {env.task} is not one of our MuJoCo tasks; nothing to render")
-    model = env.sim.models[0]
+    model = env.sim.world_model(0)
     data = mujoco.MjData(model)
     renderer = mujoco.Renderer(model, height, width)
     cam = mujoco.MjvCamera()

@@ -39,7 +39,7 @@ def play(run_dir: Path, video: Path, commands, seconds_per_command: float = 4.0,
 
     total = seconds_per_command * len(commands)
     env, policy, _, _, ckpt = fixed_command_setup(run_dir, commands[:1], 1, total + 1.0, seed, checkpoint)
-    model = env.sim.models[0]
+    model = env.sim.world_model(0)
     data = mujoco.MjData(model)
     renderer = mujoco.Renderer(model, height, width)
     cam = mujoco.MjvCamera()

@@ -80,7 +80,7 @@ def run_from_cli(args) -> None:
         if key not in SECTIONS:
             raise ConfigError(f"--set {key}: unknown section (known: {', '.join(SECTIONS)})")
     flags = {"num_envs": args.num_envs, "max_iterations": args.max_iterations, "seed": args.seed,
-             "time_budget_min": args.time_budget}
+             "time_budget_min": args.time_budget, "backend": args.backend, "device": args.device}
     overrides = deep_update(overrides, {"runner": {k: v for k, v in flags.items() if v is not None}})
     if args.algo:
         overrides["algo"] = args.algo

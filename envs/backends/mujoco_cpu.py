@@ -23,6 +23,8 @@ import mujoco.rollout
 import numpy as np
 import torch
 
+from .base import MjcfNames
+
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CTRL_SPEC = int(mujoco.mjtState.mjSTATE_CTRL)
 
@@ -38,13 +40,15 @@ def set_pd_gains(model: mujoco.MjModel, kp, kd, force_limit) -> None:
     model.actuator_forcelimited[:] = 1
 
 
-class MujocoBackend:
+class MujocoBackend(MjcfNames):
     """Batched MuJoCo worlds; see the module docstring."""
 
     name = "mujoco"
+    device = torch.device("cpu")
 
     def __init__(self, model_path: str | Path, num_envs: int, decimation: int, nthread: int = 0,
-                 timestep: float | None = None, max_qvel: float = 1000.0):
+                 timestep: float | None = None, max_qvel: float = 1000.0,
+                 opt: dict | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
         if decimation < 1:
@@ -53,6 +57,8 @@ class MujocoBackend:
         self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
         if timestep is not None:
             self.model.opt.timestep = timestep
+        for key, value in (opt or {}).items():  # MjOption fields, e.g. {"iterations": 100}
+            setattr(self.model.opt, key, value)
         self.num_envs = num_envs
         self.decimation = decimation
         self.nthread = nthread or os.cpu_count() or 1
@@ -80,36 +86,10 @@ class MujocoBackend:
         self.qpos = state[:, 1:1 + m.nq]
         self.qvel = state[:, 1 + m.nq:1 + m.nq + m.nv]
         self._sens_t = torch.from_numpy(self._sens)
-        self._sensor_slices = {}
-        for i in range(m.nsensor):
-            adr, dim = int(m.sensor_adr[i]), int(m.sensor_dim[i])
-            self._sensor_slices[m.sensor(i).name] = slice(adr, adr + dim)
+        self._index_sensors()
         self.diverged = torch.zeros(num_envs, dtype=torch.bool)
         self.num_diverged = 0
         self._last_input: tuple[np.ndarray, np.ndarray] | None = None
-
-    # ---- names -------------------------------------------------------------------------------------------
-    @property
-    def actuated_joint_names(self) -> list[str]:
-        m = self.model
-        return [m.joint(int(m.actuator_trnid[i, 0])).name for i in range(m.nu)]
-
-    def joint_qpos_index(self, names: list[str]) -> list[int]:
-        return [int(self.model.joint(n).qposadr[0]) for n in names]
-
-    def joint_dof_index(self, names: list[str]) -> list[int]:
-        return [int(self.model.joint(n).dofadr[0]) for n in names]
-
-    def sensor_names(self) -> list[str]:
-        return list(self._sensor_slices)
-
-    def sensor(self, name: str) -> torch.Tensor:
-        """Sensor `name` at the last substep of the last step: a (N, dim) view."""
-        return self._sens_t[:, -1, self._sensor_slices[name]]
-
-    def sensor_history(self, name: str) -> torch.Tensor:
-        """Sensor `name` at every substep of the last step: a (N, decimation, dim) view."""
-        return self._sens_t[:, :, self._sensor_slices[name]]
 
     # ---- stepping ----------------------------------------------------------------------------------------
     def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
@@ -150,6 +130,9 @@ class MujocoBackend:
         self._state[ids, 1:1 + m.nq] = qpos.detach().cpu().numpy()
         self._state[ids, 1 + m.nq:1 + m.nq + m.nv] = qvel.detach().cpu().numpy()
         self._sens[ids] = 0.0
+
+    def set_qvel(self, qvel: torch.Tensor) -> None:
+        self.qvel.copy_(qvel)
 
     def keep_inputs(self, on: bool = True) -> None:
         """Keep a copy of the (state, ctrl) each step starts from, for `replay_last_step`."""
@@ -202,15 +185,19 @@ class MujocoBackend:
         for model, s in zip(self.models if self._per_world else [self.model], scales):
             set_pd_gains(model, s * kp, s * kd, force_limit)
 
+    def world_model(self, i: int) -> mujoco.MjModel:
+        return self.models[i]
+
     def state_dict(self) -> dict:
         """The worlds' physics state (models are rebuilt from the seed, not saved)."""
         return {"state": torch.from_numpy(self._state.copy()), "sensordata": torch.from_numpy(self._sens.copy()),
                 "num_diverged": self.num_diverged}
 
     def load_state_dict(self, state: dict) -> None:
-        if tuple(state["state"].shape) != self._state.shape:
-            raise ValueError(f"backend state: expected shape {self._state.shape}, got {tuple(state['state'].shape)}"
-                             " (a different num_envs or model?)")
+        if "state" not in state or tuple(state["state"].shape) != self._state.shape:
+            got = tuple(state["state"].shape) if "state" in state else "a checkpoint of another backend"
+            raise ValueError(f"backend state: expected shape {self._state.shape}, got {got}"
+                             " (a different num_envs, model or backend?)")
         self._state[:] = state["state"].numpy()
         self._sens[:] = state["sensordata"].numpy()
         self.num_diverged = int(state["num_diverged"])

@@ -55,7 +55,7 @@ class QuadrupedFlatEnv:
             raise ConfigError(f"num_envs: must be >= 1, got {num_envs}")
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation,
+        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
                                 nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.max_episode_length = int(round(cfg.sim.episode_length_s / self.dt))
@@ -228,17 +228,17 @@ class QuadrupedFlatEnv:
         if len(ids) == 0:
             return
         rc, n, sim = self.cfg.randomization, len(ids), self.sim
-        qpos = torch.zeros(n, sim.model.nq, dtype=torch.float64)
-        qvel = torch.zeros(n, sim.model.nv, dtype=torch.float64)
+        f = dict(dtype=sim.qpos.dtype, device=sim.device)
+        qpos, qvel = torch.zeros(n, sim.model.nq, **f), torch.zeros(n, sim.model.nv, **f)
         qpos[:, 2] = self.cfg.robot.init_height
         scale = self._uniform(*rc.init_joint_pos_scale, n, self.num_actions) if rc.enabled else 1.0
         joints = torch.clamp(self.default_joint_pos * scale, self.joint_pos_limits[:, 0], self.joint_pos_limits[:, 1])
-        qpos[:, self._qpos_idx] = joints.double().cpu()
+        qpos[:, self._qpos_idx] = joints.to(qpos)
         yaw = self._uniform(-3.14159, 3.14159, n) if rc.enabled else torch.zeros(n, device=self.device)
-        qpos[:, 3:7] = rotations.yaw_quat(yaw).double().cpu()
+        qpos[:, 3:7] = rotations.yaw_quat(yaw).to(qpos)
         if rc.enabled:
-            qvel[:, :6] = self._uniform(-rc.init_base_vel, rc.init_base_vel, n, 6).double().cpu()
-        sim.reset(ids.cpu(), qpos, qvel)
+            qvel[:, :6] = self._uniform(-rc.init_base_vel, rc.init_base_vel, n, 6).to(qvel)
+        sim.reset(ids.to(sim.device), qpos, qvel)
         self.actions[ids] = 0.0
         self.last_actions[ids] = 0.0
         self.last_joint_vel[ids] = 0.0
@@ -300,7 +300,7 @@ class QuadrupedFlatEnv:
         done = terminated | time_outs | diverged
         reward = torch.where(diverged, torch.zeros_like(reward), reward)
         info = {"time_outs": time_outs & ~terminated & ~diverged, "terminated": terminated, "cat_delta": cat_delta,
-                "constraint_violation": violation, "num_diverged": int(diverged.sum())}
+                "constraint_violation": violation, "num_diverged": diverged.sum()}
         done_ids = done.nonzero().flatten()
         if len(done_ids):
             info["episode"] = {k: v[done_ids].mean() for k, v in self.episode_sums.items()}
@@ -314,7 +314,9 @@ class QuadrupedFlatEnv:
         pushed = bool(self.push_interval) and self.common_step_counter % self.push_interval == 0
         if pushed:
             push_max = self.cfg.randomization.push_max_vel
-            self.sim.qvel[:, :2] += self._uniform(-push_max, push_max, self.num_envs, 2).double().cpu()
+            qvel = self.sim.qvel.clone()
+            qvel[:, :2] += self._uniform(-push_max, push_max, self.num_envs, 2).to(qvel)
+            self.sim.set_qvel(qvel)
         if len(done_ids) or pushed:
             self.state = self._read_state(s.joint_acc)
         return self.observations(), reward, done, info

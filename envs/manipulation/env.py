@@ -36,7 +36,7 @@ class ArmGoalEnv:
         self.task = {"reach": "arm-reach", "push": "arm-push", "pick_place": "arm-pick-place"}[cfg.goal.task]
         self.has_object = cfg.goal.task != "reach"
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation,
+        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
                                 nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.episode_steps = cfg.goal.episode_steps
@@ -163,12 +163,13 @@ class ArmGoalEnv:
     def _reset_worlds(self, ids: torch.Tensor) -> None:
         n, m = len(ids), self.sim.model
         obj, goal = self._sample(ids)
-        qpos = torch.from_numpy(m.qpos0.copy()).repeat(n, 1)
-        qpos[:, self._arm_q] = self.start_q.double().cpu()
+        f = dict(dtype=self.sim.qpos.dtype, device=self.sim.device)
+        qpos = torch.as_tensor(m.qpos0, **f).repeat(n, 1)
+        qpos[:, self._arm_q] = self.start_q.to(qpos)
         qpos[:, self._finger_q] = self.cfg.robot.finger_open
-        qpos[:, self._obj_q:self._obj_q + 3] = obj.double().cpu()
-        qpos[:, self._obj_q + 3:self._obj_q + 7] = torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
-        self.sim.reset(ids.cpu(), qpos, torch.zeros(n, m.nv, dtype=torch.float64))
+        qpos[:, self._obj_q:self._obj_q + 3] = obj.to(qpos)
+        qpos[:, self._obj_q + 3:self._obj_q + 7] = torch.tensor([1.0, 0, 0, 0], **f)
+        self.sim.reset(ids.to(self.sim.device), qpos, torch.zeros(n, m.nv, **f))
         self.goal[ids] = goal
         self.last_tcp[ids] = self.start_tcp
         self.tcp_target[ids] = self.start_tcp

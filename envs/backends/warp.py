@@ -1,0 +1,231 @@
+"""MuJoCo Warp backend: N worlds of one MJCF model stepped by MuJoCo Warp kernels, on a GPU or (slowly) the CPU.
+
+All worlds live in one `mujoco_warp.Data`; `qpos`, `qvel`, `time` and the sensor history are torch views of its
+arrays (`wp.to_torch`: zero copies, on `device`). `step` copies the targets into `Data.ctrl`, runs the `decimation`
+substeps (on a GPU as one captured CUDA graph, replayed on torch's current stream) and flags diverged worlds with
+torch ops: no host round trip inside `step`. Per-world randomization writes the batched model fields (friction,
+masses, actuator gains; one row per world) and recomputes the derived constants with `mujoco_warp.set_const`,
+as the CPU backend does with `mj_setConst`.
+
+The first use of a model compiles its kernels (~30 s on a CPU; cached by Warp in ~/.cache/warp after that).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+import warp as wp
+
+wp.config.log_level = wp.LOG_WARNING  # no banner or per-kernel load lines; warnings and errors still show
+import mujoco_warp as mjw  # noqa: E402
+
+from .base import MjcfNames  # noqa: E402
+
+# Model fields given one row per world (the ones set_* write and the constants set_const derives from them).
+BATCHED = ("geom_friction", "body_mass", "body_inertia", "body_subtreemass", "body_invweight0", "dof_invweight0",
+           "actuator_gainprm", "actuator_biasprm", "actuator_forcerange", "actuator_acc0")
+# Contacts and constraint rows allocated per world: a fallen quadruped touches the floor with trunk, thighs and calves.
+NCONMAX, NJMAX = 64, 256
+
+
+@wp.kernel
+def _record(src: wp.array2d(dtype=float), substep: int, dst: wp.array3d(dtype=float)):
+    world, k = wp.tid()
+    dst[world, substep, k] = src[world, k]
+
+
+class WarpBackend(MjcfNames):
+    """Batched MuJoCo Warp worlds; see the module docstring."""
+
+    name = "warp"
+
+    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda",
+                 nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
+                 opt: dict | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+        if decimation < 1:
+            raise ValueError(f"decimation: must be >= 1, got {decimation}")
+        self.device = torch.device(device)
+        self.model_path = Path(model_path).resolve()
+        self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
+        if timestep is not None:
+            self.model.opt.timestep = timestep
+        for key, value in (opt or {}).items():  # MjOption fields, e.g. {"iterations": 100}
+            setattr(self.model.opt, key, value)
+        self.num_envs, self.decimation, self.max_qvel = num_envs, decimation, max_qvel
+        self.physics_dt = float(self.model.opt.timestep)
+        wp.init()
+        self._wp_device = wp.device_from_torch(self.device)
+        self._stream = wp.stream_from_torch(torch.cuda.current_stream(self.device)) if self.device.type == "cuda" \
+            else None
+        m = self.model
+        data = mujoco.MjData(m)
+        mujoco.mj_forward(m, data)
+        with wp.ScopedDevice(self._wp_device):
+            self.mw = mjw.put_model(m, batch_sizes={f: num_envs for f in BATCHED if getattr(m, f).size})
+            # like C MuJoCo, stop at the model's solver iteration limits quietly; buffer overflows still warn
+            self.mw.opt.warn_overflow &= ~(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
+            self.dw = mjw.put_data(m, data, nworld=num_envs, nconmax=NCONMAX, njmax=NJMAX)
+            self._hist = wp.zeros((num_envs, decimation, m.nsensordata), dtype=float)
+        d = self.dw
+        self.qpos, self.qvel, self.time = wp.to_torch(d.qpos), wp.to_torch(d.qvel), wp.to_torch(d.time)
+        self._ctrl, self._warmstart = wp.to_torch(d.ctrl), wp.to_torch(d.qacc_warmstart)
+        self._sens_t = wp.to_torch(self._hist)
+        self._index_sensors()
+        self.diverged = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._num_diverged = torch.zeros((), dtype=torch.long, device=self.device)
+        self._graph = None
+        self._steps = 0
+        self._replay: mjw.Data | None = None
+
+    @property
+    def num_diverged(self) -> int:
+        return int(self._num_diverged)
+
+    # ---- stepping ----------------------------------------------------------------------------------------
+    def _substeps(self, data: mjw.Data, record: bool = True) -> None:
+        for i in range(self.decimation):
+            mjw.step(self.mw, data)
+            if record:
+                wp.launch(_record, dim=(self.num_envs, self.model.nsensordata), inputs=[data.sensordata, i],
+                          outputs=[self._hist])
+
+    def _launch(self) -> None:
+        """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then on a
+        GPU as one CUDA graph captured on torch's stream."""
+        if self._stream is None:
+            with wp.ScopedDevice(self._wp_device):
+                self._substeps(self.dw)
+            return
+        with wp.ScopedStream(self._stream):
+            if self._graph is not None:
+                wp.capture_launch(self._graph)
+            elif self._steps == 0:
+                self._substeps(self.dw)
+            else:
+                with wp.ScopedCapture(stream=self._stream) as capture:
+                    self._substeps(self.dw)
+                self._graph = capture.graph
+                wp.capture_launch(self._graph)
+
+    def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
+        """Hold `ctrl` (N, nu) for `decimation` substeps in every world. Diverged worlds (non-finite state or a
+        speed above max_qvel) are flagged in `self.diverged` and zeroed; the caller resets them."""
+        self._ctrl.copy_(torch.as_tensor(ctrl, device=self.device))
+        if self._replay is not None:
+            for name in ("qpos", "qvel", "time", "ctrl", "qacc_warmstart"):
+                wp.to_torch(getattr(self._replay, name)).copy_(wp.to_torch(getattr(self.dw, name)))
+        self._launch()
+        self._steps += 1
+        speed = torch.nan_to_num(self.qvel.abs(), nan=torch.inf).amax(dim=1)
+        bad = ~torch.isfinite(self.qpos).all(dim=1) | (speed > self.max_qvel)
+        self.diverged = bad
+        self._num_diverged += bad.sum()
+        keep = ~bad[:, None]
+        for t in (self.qpos, self.qvel, self._warmstart):
+            t.copy_(torch.where(keep, t, torch.zeros((), device=self.device)))
+        self._sens_t.copy_(torch.where(keep[:, :, None], self._sens_t, torch.zeros((), device=self.device)))
+
+    def reset(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Set the state of worlds `env_ids` (time to 0, the rest of the state to `qpos`, `qvel`)."""
+        ids = env_ids.to(self.device)
+        self.qpos[ids] = qpos.to(self.qpos)
+        self.qvel[ids] = qvel.to(self.qvel)
+        self.time[ids] = 0.0
+        self._warmstart[ids] = 0.0
+        self._sens_t[ids] = 0.0
+
+    def set_qvel(self, qvel: torch.Tensor) -> None:
+        self.qvel.copy_(qvel)
+
+    def keep_inputs(self, on: bool = True) -> None:
+        """Keep a copy of the state each step starts from, for `replay_last_step`."""
+        if on and self._replay is None:
+            data = mujoco.MjData(self.model)
+            with wp.ScopedDevice(self._wp_device):
+                self._replay = mjw.put_data(self.model, data, nworld=self.num_envs, nconmax=NCONMAX, njmax=NJMAX)
+        elif not on:
+            self._replay = None
+
+    def replay_last_step(self) -> float:
+        """The ceiling: the last step's input stepped again by bare MuJoCo Warp (same model, worlds and substeps,
+        no task logic, eager launches) into a scratch Data. Returns its seconds."""
+        wp.synchronize_device(self._wp_device)
+        start = time.perf_counter()
+        with wp.ScopedDevice(self._wp_device):
+            self._substeps(self._replay, record=False)
+        wp.synchronize_device(self._wp_device)
+        return time.perf_counter() - start
+
+    # ---- per-world model parameters ------------------------------------------------------------------------
+    def _field(self, name: str) -> torch.Tensor:
+        return wp.to_torch(getattr(self.mw, name))
+
+    def _values(self, values) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+
+    def set_geom_friction(self, geom: str, values: np.ndarray) -> None:
+        """Sliding friction of `geom`, one value per world."""
+        self._field("geom_friction")[:, self.model.geom(geom).id, 0] = self._values(values)
+
+    def set_body_mass(self, body: str, values: np.ndarray) -> None:
+        """Mass of `body`, one value per world (inertia scaled with it; derived constants recomputed)."""
+        bid = self.model.body(body).id
+        mass = self._values(values)
+        self._field("body_mass")[:, bid] = mass
+        inertia0 = torch.as_tensor(self.model.body_inertia[bid], dtype=torch.float32, device=self.device)
+        self._field("body_inertia")[:, bid] = inertia0 * (mass[:, None] / float(self.model.body_mass[bid]))
+        with wp.ScopedDevice(self._wp_device):
+            mjw.set_const(self.mw, self.dw)
+
+    def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
+                     strength: np.ndarray | None = None) -> None:
+        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given:
+        tau = strength * (kp (target - q) - kd qdot), clipped to +-force_limit."""
+        kp, kd, limit = self._values(kp), self._values(kd), self._values(force_limit)
+        s = self._values(np.ones(self.num_envs) if strength is None else strength)[:, None]
+        gain, bias, frange = self._field("actuator_gainprm"), self._field("actuator_biasprm"), \
+            self._field("actuator_forcerange")
+        gain[:, :, 0] = s * kp
+        bias[:, :, 1] = -s * kp
+        bias[:, :, 2] = -s * kd
+        frange[:, :, 0], frange[:, :, 1] = -limit, limit
+        wp.to_torch(self.mw.actuator_forcelimited)[:] = True
+        self.model.actuator_forcelimited[:] = 1
+
+    def world_model(self, i: int) -> mujoco.MjModel:
+        """A host MjModel with world `i`'s friction, masses and gains."""
+        model = copy.copy(self.model)
+        for name in BATCHED:
+            if getattr(model, name).size:
+                getattr(model, name)[:] = self._field(name)[i].cpu().numpy().reshape(getattr(model, name).shape)
+        return model
+
+    def state_dict(self) -> dict:
+        """The worlds' physics state on the CPU (models are rebuilt from the seed, not saved)."""
+        def copy(t: torch.Tensor) -> torch.Tensor:
+            return t.to("cpu", copy=True)  # a copy even on the CPU, where the views would keep changing
+
+        return {"qpos": copy(self.qpos), "qvel": copy(self.qvel), "time": copy(self.time),
+                "qacc_warmstart": copy(self._warmstart), "sensordata": copy(self._sens_t),
+                "num_diverged": self.num_diverged}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "qpos" not in state or tuple(state["qpos"].shape) != tuple(self.qpos.shape):
+            got = tuple(state["qpos"].shape) if "qpos" in state else "a checkpoint of another backend"
+            raise ValueError(f"backend state: expected qpos of shape {tuple(self.qpos.shape)}, got {got}"
+                             " (a different num_envs, model or backend?)")
+        for t, key in ((self.qpos, "qpos"), (self.qvel, "qvel"), (self.time, "time"),
+                       (self._warmstart, "qacc_warmstart"), (self._sens_t, "sensordata")):
+            t.copy_(state[key])
+        self._num_diverged.fill_(int(state["num_diverged"]))
+
+    def close(self) -> None:
+        self._graph = None
+        self._replay = None
