@@ -15,7 +15,8 @@ BACKENDS = ("mujoco", "warp", "isaacgym")
 INSTALL = {
     "warp": "pip install 'pg_robotics[gpu]' (mujoco-warp and warp-lang)",
     "isaacgym": "download Isaac Gym Preview 4 from https://developer.nvidia.com/isaac-gym and "
-                "pip install -e isaacgym/python (Python 3.8, an NVIDIA GPU and driver)",
+                "pip install -e isaacgym/python (an NVIDIA GPU and driver; NVIDIA builds Preview 4 for Python 3.6-3.8, "
+                "older than this package needs, so it takes a build of its bindings for your Python)",
 }
 
 
