@@ -10,12 +10,15 @@ entries by name, (N, dim) at the last substep, (N, decimation, dim) over the las
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import mujoco
-import numpy as np
-import torch
+if TYPE_CHECKING:  # importing the backends package must stay light: `pgr` picks MUJOCO_GL before mujoco loads,
+    # and the robot-side deploy runtime has no torch
+    from pathlib import Path
+
+    import mujoco
+    import numpy as np
+    import torch
 
 
 class Backend(Protocol):
