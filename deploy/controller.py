@@ -24,10 +24,18 @@ class Controller:
         self.policy, self.spec = policy, policy.spec
         self.builder = ObservationBuilder(self.spec)
         self.safety = SafetyFilter(self.spec, safety)
-        self.scale = self.spec.action_scale
-        self.clip = self.spec.action_clip
+        n = self.spec.num_actions
+        clip = np.float32(self.spec.action_clip)  # the action is float32: clip it as float32 arithmetic would
+        self._clip, self._neg_clip = np.full(n, clip), np.full(n, -clip)
+        # an action whose squared norm is below this has every element well inside the clip (margin for rounding)
+        self._unclipped_norm2 = float(0.5 * clip) ** 2
+        self.scale, self.clip = self.spec.action_scale, self.spec.action_clip
         self.default = np.asarray(self.spec.default_joint_pos, dtype=np.float64)
-        self._targets = np.zeros(self.spec.num_actions)
+        # targets = default + scale * last action: one product of the builder's values
+        self._to_targets = self.builder.affine("last_action", self.scale, self.default)
+        self._targets = np.zeros(n)
+        self._obs, self._action = policy.obs[0], policy.action[0]
+        self.last_action = self.builder.last_action[None]  # [1, n] view: the previous clipped action
         self._latency = np.zeros(latency_window, dtype=np.int64)
         self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "command_clipped": 0}
         self.reset()
@@ -42,7 +50,7 @@ class Controller:
 
     def reset(self) -> None:
         """Clear the e-stop latch, the last action and the history; the next step starts a soft start."""
-        self.last_action = np.zeros((1, self.spec.num_actions), dtype=np.float32)
+        self.last_action[:] = 0.0
         self.last_stamp = -math.inf
         self._state: RobotState | None = None
         self.missed = 0
@@ -66,46 +74,53 @@ class Controller:
         targets = measured = None
         if state is not None:
             try:
-                measured = self.builder.joint_positions(state)
-                if not self.safety.estopped and not stale:
-                    targets = self._policy_targets(state, command, measured)
+                if self.safety.estopped or stale:
+                    measured = self.builder.read_joints(state)
+                else:
+                    targets = self._policy_targets(state, command)
+                    measured = self.builder.measured
             except StateError:
                 c["bad_state"] += 1
+                measured = self._measured(state)  # None when the joints themselves are bad
         out = self.safety.apply(targets, measured, stale)
-        self._latency[c["steps"] % len(self._latency)] = time.perf_counter_ns() - t0
-        c["steps"] += 1
+        steps = c["steps"]
+        self._latency[steps % len(self._latency)] = time.perf_counter_ns() - t0
+        c["steps"] = steps + 1
         return out
 
     def idle(self, state: RobotState | None) -> np.ndarray:
         """Targets of a controller that is not running the policy (a deactivated node): the safety filter's hold
         or damp command (its `stale_mode`) from the measured pose, without counting an intervention."""
-        measured = None
-        if state is not None:
-            try:
-                measured = self.builder.joint_positions(state)
-            except StateError:
-                pass
-        return self.safety.hold(measured)
+        return self.safety.hold(None if state is None else self._measured(state))
 
-    def _policy_targets(self, state: RobotState, command: Sequence[float], measured: np.ndarray) -> np.ndarray | None:
+    def _measured(self, state: RobotState) -> np.ndarray | None:
+        try:
+            return self.builder.read_joints(state)
+        except StateError:
+            return None
+
+    def _policy_targets(self, state: RobotState, command: Sequence[float]) -> np.ndarray | None:
+        builder = self.builder
+        joints = builder.joints(state)
         if len(command) != 3:
             raise StateError(f"command: expected 3 values (vx, vy, yaw rate), got {len(command)}")
         vx, vy, wz = command
-        if not (math.isfinite(vx) and math.isfinite(vy) and math.isfinite(wz)):
-            raise StateError(f"command: non-finite value in {tuple(command)}")
         (lx, hx), (ly, hy), (lz, hz) = self.spec.command_ranges
-        if not (lx <= vx <= hx and ly <= vy <= hy and lz <= wz <= hz):
+        if not (lx <= vx <= hx and ly <= vy <= hy and lz <= wz <= hz):  # also true for a non-finite value
+            if not (math.isfinite(vx) and math.isfinite(vy) and math.isfinite(wz)):
+                raise StateError(f"command: non-finite value in {tuple(command)}")
             self.counters["command_clipped"] += 1
             command = (min(max(vx, lx), hx), min(max(vy, ly), hy), min(max(wz, lz), hz))
-        policy = self.policy
-        self.builder.build(state, command, self.last_action[0], out=policy.obs[0], joint_pos=measured)
-        action = policy.run_bound()
-        if not math.isfinite(action.sum()):
+        builder.build(state, command, builder.last_action, out=self._obs, joints=joints)
+        self.policy.run_bound()
+        action = self._action
+        norm2 = action.dot(action)
+        if not math.isfinite(norm2):  # a non-finite action (or an absurd one: its square overflows)
             return None  # the safety filter holds and counts it
-        np.maximum(np.minimum(action, self.clip, out=self.last_action), -self.clip, out=self.last_action)
-        np.multiply(self.last_action[0], self.scale, out=self._targets)
-        self._targets += self.default
-        return self._targets
+        if norm2 >= self._unclipped_norm2:  # some element may reach the clip
+            np.maximum(np.minimum(action, self._clip, out=action), self._neg_clip, out=action)
+        builder.last_action[...] = action
+        return self._to_targets.dot(builder.values, out=self._targets)
 
     def stats(self) -> dict:
         """Steps, latency percentiles of `step` (µs) and every safety and input counter."""

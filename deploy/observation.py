@@ -14,14 +14,18 @@ Conventions (the same as the simulator's, checked by replaying recorded sim stat
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
-from typing import Sequence
+from operator import itemgetter
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .contract import PolicySpec
+from .contract import TERM_DIMS, PolicySpec
 
 QUAT_NORM_TOLERANCE = 0.01
+# where each term's raw values sit in the builder's buffer (`build` packs the first five in this order)
+RAW_ORDER = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action")
 
 
 class StateError(ValueError):
@@ -46,31 +50,55 @@ def projected_gravity(q_xyzw: Sequence[float]) -> tuple[float, float, float]:
 
 
 class ObservationBuilder:
-    """Writes each term into a preallocated frame through views fixed at start-up (a control loop allocates
-    little); `build` returns a float32 observation, or writes it into `out`."""
+    """Every raw value the terms read goes into one buffer, `values` (policy joint order, then a constant 1); the
+    frame (each term picked, offset and scaled, in the model's order) is one matrix product of it, then clipped.
+    With `out`, a control loop allocates nothing; `build` returns a float32 observation."""
 
     def __init__(self, spec: PolicySpec, state_joint_names: Sequence[str] | None = None):
         self.spec = spec
+        n = spec.num_actions
         self._names: tuple[str, ...] | None = None
-        self._index = np.zeros(spec.num_actions, dtype=np.intp)
+        self._pick: Callable[[Sequence[float]], Sequence[float]] | None = None  # state order -> policy order
+        dims = {**TERM_DIMS, "joint_pos": n, "joint_vel": n, "last_action": n}
+        self._slices, start = {}, 0
+        for name in RAW_ORDER:
+            self._slices[name] = slice(start, start + dims[name])
+            start += dims[name]
+        self.values = np.zeros(start + 1)
+        self.values[-1] = 1.0  # the column that carries the offsets
+        s = self._slices
+        # the state's values are packed straight into the buffer's bytes (struct converts Python floats faster
+        # than numpy's assignment from a sequence): all of them, or only the joints
+        self._bytes = self.values.data
+        self._pack_state = struct.Struct(f"={s['joint_vel'].stop}d")
+        self._pack_joints = struct.Struct(f"={2 * n}d")
+        self._joints_offset = s["joint_pos"].start * self.values.itemsize
+        self.last_action = self.values[s["last_action"]]  # a controller may write the clipped action here directly
         terms = spec.observation_terms
-        frame_dim = sum(t.dim for t in terms)
+        # values of terms the model does not read are zeroed once written: a non-finite one must neither fail the
+        # check nor reach the product (0 * nan); the joint positions then live on in `measured`, a copy
+        used = {t.name for t in terms}
+        unused = [np.arange(s[name].start, s[name].stop) for name in RAW_ORDER if name not in used]
+        self._unused = np.concatenate(unused) if unused else None
+        self._copy_measured = "joint_pos" not in used
+        # the joint positions of the last state read (policy order)
+        self.measured = np.zeros(n) if self._copy_measured else self.values[s["joint_pos"]]
+        default = np.asarray(spec.default_joint_pos)
+        self._affine = np.vstack([self.affine(t.name, t.scale, -default * t.scale if t.name == "joint_pos" else 0.0)
+                                  for t in terms])  # joint_pos is relative to the default pose
+        frame_dim = len(self._affine)
         self._frame = np.zeros(frame_dim)
-        self._scale = np.concatenate([np.asarray(t.scale) for t in terms])
         self._clip = np.concatenate([np.full(t.dim, t.clip) for t in terms])
         self._neg_clip = -self._clip
-        self._offset = np.zeros(frame_dim)  # joint_pos is relative to the default pose
-        self._views: dict[str, np.ndarray] = {}
-        start = 0
-        for t in terms:
-            self._views[t.name] = self._frame[start:start + t.dim]
-            if t.name == "joint_pos":
-                self._offset[start:start + t.dim] = spec.default_joint_pos
-            start += t.dim
-        self._setters = [getattr(self, f"_set_{t.name}") for t in terms]
+        # no frame element exceeds (largest scale) * |values| + (largest offset): values whose squared norm is below
+        # this need no clipping (a 1% margin for rounding)
+        scale, offset = np.abs(self._affine[:, :-1]).max(), np.abs(self._affine[:, -1]).max()
+        room = 0.99 * min(t.clip for t in terms) - offset
+        self._unclipped_norm2 = (room / scale) ** 2 if room > 0 and scale > 0 else 0.0
         self.max_history = max(t.history for t in terms)
         # observation index -> position in the flattened (history, frame) buffer, for terms with history
-        gather, base = [], 0
+        gather: list[int] = []
+        base = 0
         for t in terms:
             for h in range(self.max_history - t.history, self.max_history):
                 gather.extend(h * frame_dim + base + np.arange(t.dim))
@@ -89,47 +117,61 @@ class ObservationBuilder:
         if missing:
             raise StateError(f"joint_names: the robot state lacks the policy's joint(s) {', '.join(missing)} "
                              f"(state has: {', '.join(names)})")
-        self._index[:] = [position[n] for n in self.spec.joint_names]
+        index = [position[n] for n in self.spec.joint_names]
+        if index == list(range(len(names))):
+            self._pick = None  # the state lists exactly the policy's joints, in its order
+        else:
+            self._pick = itemgetter(*index) if len(index) > 1 else lambda values: (values[index[0]],)
         self._names = names
 
-    def joint_positions(self, state: RobotState) -> np.ndarray:
-        """The state's joint positions in the policy's joint order (binds the state's names on first use)."""
+    def affine(self, term: str, scale: Sequence[float] | np.ndarray | float,
+               offset: Sequence[float] | np.ndarray | float = 0.0) -> np.ndarray:
+        """The matrix M with M @ values == offset + scale * (the term's raw values), one row per element."""
+        cols = np.arange(self._slices[term].start, self._slices[term].stop)
+        m = np.zeros((len(cols), len(self.values)))
+        m[np.arange(len(cols)), cols] = scale
+        m[:, -1] = offset
+        return m
+
+    def joints(self, state: RobotState) -> tuple[Sequence[float], Sequence[float]]:
+        """The state's joint positions and velocities in policy order (binds the state's names on first use)."""
         names = state.joint_names
         if names is not self._names and tuple(names) != self._names:
             self.bind(names)
-        if len(state.joint_pos) != len(names) or len(state.joint_vel) != len(names):
+        pos, vel = state.joint_pos, state.joint_vel
+        if len(pos) != len(names) or len(vel) != len(names):
             raise StateError(f"joint_pos, joint_vel: expected {len(names)} values each (one per name), "
-                             f"got {len(state.joint_pos)} and {len(state.joint_vel)}")
-        return np.asarray(state.joint_pos, dtype=np.float64).take(self._index)
+                             f"got {len(pos)} and {len(vel)}")
+        pick = self._pick
+        return (pos, vel) if pick is None else (pick(pos), pick(vel))
+
+    def read_joints(self, state: RobotState) -> np.ndarray:
+        """Take the state's joints into the builder; returns `measured`, its joint positions (a view)."""
+        pos, vel = self.joints(state)
+        self._pack_joints.pack_into(self._bytes, self._joints_offset, *pos, *vel)
+        if self._unused is not None:
+            self._zero_unused()
+        return self.measured
+
+    def _zero_unused(self) -> None:
+        """Zero the values of terms the model does not read (keeping the joint positions in `measured`)."""
+        if self._copy_measured:
+            self.measured[...] = self.values[self._slices["joint_pos"]]
+        self.values[self._unused] = 0.0
+
+    def joint_positions(self, state: RobotState) -> np.ndarray:
+        """The state's joint positions in the policy's joint order (binds the state's names on first use)."""
+        return self.read_joints(state).copy()
 
     def reset(self) -> None:
         self._fresh_history = True
 
-    # one setter per term: writes the term's raw value into its view of the frame
-    def _set_base_ang_vel(self, state, command, last_action, joint_pos):
-        self._views["base_ang_vel"][:] = state.angular_velocity
-
-    def _set_projected_gravity(self, state, command, last_action, joint_pos):
-        self._views["projected_gravity"][:] = projected_gravity(self._quat)
-
-    def _set_command(self, state, command, last_action, joint_pos):
-        self._views["command"][:] = command
-
-    def _set_joint_pos(self, state, command, last_action, joint_pos):
-        self._views["joint_pos"][:] = joint_pos
-
-    def _set_joint_vel(self, state, command, last_action, joint_pos):
-        np.asarray(state.joint_vel, dtype=np.float64).take(self._index, out=self._views["joint_vel"])
-
-    def _set_last_action(self, state, command, last_action, joint_pos):
-        self._views["last_action"][:] = last_action
-
     def build(self, state: RobotState, command: Sequence[float], last_action: np.ndarray,
-              out: np.ndarray | None = None, joint_pos: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None,
+              joints: tuple[Sequence[float], Sequence[float]] | None = None) -> np.ndarray:
         """The observation (num_obs,) float32. Raises StateError for a state it cannot use (the caller holds).
-        `joint_pos`: the state's joint positions already in policy order (from `joint_positions`)."""
-        if joint_pos is None:
-            joint_pos = self.joint_positions(state)
+        Reads the state's joints too (`measured`); `joints`: what `joints(state)` returned, if already called."""
+        pos, vel = self.joints(state) if joints is None else joints
         q = state.orientation_xyzw
         if len(q) != 4:
             raise StateError(f"orientation_xyzw: expected 4 values (x, y, z, w), got {len(q)}")
@@ -137,19 +179,29 @@ class ObservationBuilder:
         norm = (x * x + y * y + z * z + w * w) ** 0.5
         if not abs(norm - 1.0) <= QUAT_NORM_TOLERANCE:  # also false for NaN
             raise StateError(f"orientation_xyzw: norm {norm:.4f} is not a unit quaternion (x, y, z, w)")
-        self._quat = (x / norm, y / norm, z / norm, w / norm)
-        for setter in self._setters:
-            setter(state, command, last_action, joint_pos)
-        f = self._frame
-        f -= self._offset
-        # a sum is non-finite when any element is (or the values are absurd): check before clipping, which
-        # would turn an infinity into a plausible value
-        if not math.isfinite(f.sum()):
-            bad = next((name for name, v in self._views.items() if not np.isfinite(v).all()), "observation")
-            raise StateError(f"{bad}: non-finite value")
-        f *= self._scale
-        np.minimum(f, self._clip, out=f)
-        np.maximum(f, self._neg_clip, out=f)
+        gravity = projected_gravity((x / norm, y / norm, z / norm, w / norm))
+        ang_vel = state.angular_velocity
+        if len(ang_vel) != 3 or len(command) != 3:  # written together below: a wrong length would shift the rest
+            raise StateError(f"angular_velocity, command: expected 3 values each, got {len(ang_vel)} and "
+                             f"{len(command)}")
+        values = self.values
+        self._pack_state.pack_into(self._bytes, 0, *ang_vel, *gravity, *command, *pos, *vel)
+        if last_action is not self.last_action:
+            self.last_action[:] = last_action
+        if self._unused is not None:
+            self._zero_unused()
+        # the squared norm is non-finite when any value is (or when one is absurd: its square overflows); checked
+        # before the product (an infinity times the matrix's zeros) and before clipping (which would turn an
+        # infinity into a plausible value)
+        norm2 = values.dot(values)
+        if not math.isfinite(norm2):
+            terms = (t.name for t in self.spec.observation_terms)
+            bad = next((t for t in terms if not np.isfinite(values[self._slices[t]]).all()), None)
+            raise StateError(f"{bad}: non-finite value" if bad else "observation: a value too large to be real")
+        f = self._affine.dot(values, out=self._frame)
+        if norm2 >= self._unclipped_norm2:
+            np.minimum(f, self._clip, out=f)
+            np.maximum(f, self._neg_clip, out=f)
         if self.max_history > 1:
             if self._fresh_history:
                 self._history[:] = f
@@ -160,5 +212,5 @@ class ObservationBuilder:
             f = self._history.reshape(-1)[self._gather]
         if out is None:
             return f.astype(np.float32)
-        out[:] = f
+        out[...] = f
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,17 @@ class Policy:
         self._binding.bind_cpu_input(self.input_name, self.obs)
         self._binding.bind_output(self.output_name, "cpu", 0, np.float32, list(self.action.shape),
                                   self.action.ctypes.data)
+        import onnxruntime as ort
+
+        # `run_bound()`: actions for the observation in `self.obs`, written into `self.action`. It calls the session's
+        # compiled method directly, skipping the checks `InferenceSession.run_with_iobinding` makes on every call
+        # (of the binding, fixed here, and of graph-capture options), with run options made once (without them,
+        # onnxruntime makes default ones on every run): together about 0.8 µs, a seventh of a small model's run.
+        compiled, binding = getattr(session, "_sess", None), getattr(self._binding, "_iobinding", None)
+        if compiled is not None and binding is not None:
+            self.run_bound = partial(compiled.run_with_iobinding, binding, ort.RunOptions())
+        else:  # an onnxruntime whose internals moved: the public call, same result
+            self.run_bound = partial(session.run_with_iobinding, self._binding, ort.RunOptions())
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> "Policy":
@@ -51,11 +63,6 @@ class Policy:
             raise ContractError(f"joint_names: {spec.num_actions} joints but the model's output 'actions' has "
                                 f"{outputs[0].shape[-1]} values")
         return cls(session, spec, path)
-
-    def run_bound(self) -> np.ndarray:
-        """Actions for the observation in `self.obs`, written into `self.action` (both [1, dim])."""
-        self.session.run_with_iobinding(self._binding)
-        return self.action
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Actions [B, num_actions] for observations [B, num_obs] (float32)."""

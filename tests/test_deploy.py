@@ -15,7 +15,8 @@ import pytest
 
 from pg_robotics.deploy import (ContractError, Controller, ObservationBuilder, Policy, RobotState, SafetyCfg,
                                 SafetyFilter, StateError)
-from pg_robotics.deploy.contract import decode
+from pg_robotics.deploy.contract import decode, parse
+from pg_robotics.deploy.observation import projected_gravity
 from pg_robotics.deploy.replay import load_record, replay
 from pgr_cli import pgr
 from policies import rewrite_metadata, train_and_export
@@ -133,6 +134,92 @@ def test_a_missing_joint_is_an_error_at_start_up(exported):
     names = list(ctl.spec.joint_names)
     with pytest.raises(StateError, match=f"lacks the policy's joint\\(s\\) {names[5]}"):
         ctl.start(names[:5] + names[6:])
+
+
+# ---- the runtime's fast paths against the plain definitions -----------------------------------------------------------
+def test_the_bound_run_gives_session_runs_actions(exported):
+    run, _ = exported
+    policy = Policy.load(run / "policy.onnx")
+    for obs in np.random.default_rng(0).normal(0, 2, (50, policy.spec.num_obs)).astype(np.float32):
+        policy.obs[0] = obs
+        policy.run_bound()
+        np.testing.assert_array_equal(policy.action[0], policy(obs[None])[0])
+
+
+def test_the_observation_is_each_term_offset_scaled_and_clipped(exported):
+    """Ordinary states and ones with elements beyond the clip, odd scales, joints in another order plus an extra
+    one, and a term the model does not read (joint_vel) carrying garbage, which must not matter."""
+    run, _ = exported
+    proto = onnx.load(str(run / "policy.onnx"))
+    meta = decode({p.key: p.value for p in proto.metadata_props})
+    rng = np.random.default_rng(0)
+    meta["observation_terms"] = [dict(t, scale=rng.uniform(-3, 3, t["dim"]).tolist(), clip=100.0)
+                                 for t in meta["observation_terms"] if t["name"] != "joint_vel"]
+    spec = parse(meta)
+    names = list(spec.joint_names)
+    state_names = [names[i] for i in rng.permutation(len(names))] + ["head_pan"]
+    builder = ObservationBuilder(spec, state_names)
+    clipped = 0
+    for i in range(50):
+        size = 100.0 if i % 2 else 1.0
+        pos, vel = rng.normal(0, size, len(state_names)), np.full(len(state_names), math.nan)
+        quat = rng.normal(0, 1, 4)
+        quat /= np.linalg.norm(quat)
+        command, last_action, ang_vel = rng.normal(0, size, 3), rng.normal(0, size, 12), rng.normal(0, size, 3)
+        state = RobotState(state_names, pos.tolist(), vel.tolist(), quat.tolist(), ang_vel.tolist())
+        by_name = dict(zip(state_names, pos))
+        raw = {"base_ang_vel": ang_vel, "projected_gravity": np.asarray(projected_gravity(quat)), "command": command,
+               "joint_pos": np.asarray([by_name[n] for n in names]) - spec.default_joint_pos,
+               "last_action": last_action}
+        scaled = np.concatenate([raw[t.name] * t.scale for t in spec.observation_terms])
+        expected = np.clip(scaled, -100.0, 100.0)
+        np.testing.assert_allclose(builder.build(state, command, last_action), expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(builder.measured, [by_name[n] for n in names])
+        clipped += np.any(expected != scaled)
+    assert 0 < clipped < 50
+
+
+def test_the_safety_filter_is_a_rate_limit_then_the_joint_limits(exported):
+    """Changes well under, near and over max_step, targets inside and outside the limits: every output and every
+    count as the filter defines them."""
+    run, _ = exported
+    spec = Policy.load(run / "policy.onnx").spec
+    f = SafetyFilter(spec, SafetyCfg(soft_start_s=0.0, max_target_rate=10.0))  # 0.2 rad per period
+    limits = np.asarray(spec.joint_pos_limits)
+    measured = np.asarray(spec.default_joint_pos)
+    last = f.apply(measured, measured)
+    rng = np.random.default_rng(0)
+    counts = {"rate_limited": 0, "clamped": 0}
+    for i in range(600):
+        targets = last + rng.normal(0, (0.01, 0.1, 1.0)[i % 3], 12)
+        lo, hi = np.maximum(last - f.max_step, limits[:, 0]), np.minimum(last + f.max_step, limits[:, 1])
+        expected = np.minimum(np.maximum(targets, lo), hi)
+        out = f.apply(targets, measured)
+        np.testing.assert_array_equal(out, expected)
+        if not np.array_equal(expected, targets):
+            counts["rate_limited"] += bool(np.any(np.abs(targets - last) > f.max_step))
+            counts["clamped"] += bool(np.any(targets < limits[:, 0]) or np.any(targets > limits[:, 1]))
+        last = out
+    assert counts["rate_limited"] > 100 and counts["clamped"] > 10
+    assert {k: f.counters[k] for k in counts} == counts
+
+
+def test_clipped_actions_are_fed_back_and_scaled_into_targets(exported, tmp_path):
+    run, _ = exported
+    path = rewrite_metadata(run / "policy.onnx", tmp_path / "clip.onnx", lambda m: m.update(action_clip=0.05))
+    ctl = Controller.load(path, SafetyCfg(soft_start_s=0.0, max_target_rate=1000.0))
+    spec, rng = ctl.spec, np.random.default_rng(0)
+    clipped = 0
+    for i in range(20):
+        state = standing_state(spec, stamp=i + 1.0, joint_vel=rng.normal(0, 1, 12).tolist())
+        obs = ObservationBuilder(spec, spec.joint_names).build(state, (0.5, 0.0, 0.0), ctl.last_action[0])
+        action = np.clip(ctl.policy(obs[None])[0], -spec.action_clip, spec.action_clip)
+        out = ctl.step(state, (0.5, 0.0, 0.0))
+        np.testing.assert_array_equal(ctl.last_action[0], action)
+        if ctl.safety.counters["clamped"] == 0:
+            np.testing.assert_allclose(out, np.asarray(spec.default_joint_pos) + action * spec.action_scale, atol=1e-9)
+        clipped += int(np.sum(np.abs(action) == np.float32(spec.action_clip)))
+    assert clipped > 0
 
 
 # ---- safety -----------------------------------------------------------------------------------------------------------
