@@ -25,6 +25,7 @@ def test_defaults_and_overrides_apply():
     ({"observations": {"joint_vel": {"scale": "big"}}}, "task.observations.joint_vel.scale"),
     ({"robot": {"kp": {".*": "stiff"}}}, "task.robot.kp..*: expected a number"),
     ({"sim": 4}, "task.sim: expected a mapping"),
+    ({"sim": {"solver_iterations": -1}}, "task.sim: solver_iterations: must be >= 0"),
 ])
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as err:

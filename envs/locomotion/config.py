@@ -49,8 +49,11 @@ class SimCfg:
     episode_length_s: float = 20.0
     nthread: int = 0  # 0: one per CPU core
     max_qvel: float = 1000.0  # a world whose |qvel| exceeds this is diverged and reset
+    solver_iterations: int = 0  # the constraint solver's iteration cap; 0: the MJCF's own
 
     def __post_init__(self):
+        if self.solver_iterations < 0:
+            raise ValueError(f"solver_iterations: must be >= 0, got {self.solver_iterations}")
         if self.dt <= 0:
             raise ValueError(f"dt: must be > 0, got {self.dt}")
         if self.decimation < 1:
