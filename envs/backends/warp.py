@@ -52,6 +52,8 @@ class WarpBackend(MjcfNames):
         if decimation < 1:
             raise ValueError(f"decimation: must be >= 1, got {decimation}")
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # Warp needs the GPU's number
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.model_path = Path(model_path).resolve()
         self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
         if timestep is not None:
@@ -95,6 +97,10 @@ class WarpBackend(MjcfNames):
             if record:
                 wp.launch(_record, dim=(self.num_envs, self.model.nsensordata), inputs=[data.sensordata, i],
                           outputs=[self._hist])
+
+    def _scope(self):
+        """Warp launches go to this backend's device and, on a GPU, to torch's stream (ordered with torch's ops)."""
+        return wp.ScopedDevice(self._wp_device) if self._stream is None else wp.ScopedStream(self._stream)
 
     def _launch(self) -> None:
         """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then on a
@@ -158,7 +164,7 @@ class WarpBackend(MjcfNames):
         no task logic, eager launches) into a scratch Data. Returns its seconds."""
         wp.synchronize_device(self._wp_device)
         start = time.perf_counter()
-        with wp.ScopedDevice(self._wp_device):
+        with self._scope():
             self._substeps(self._replay, record=False)
         wp.synchronize_device(self._wp_device)
         return time.perf_counter() - start
@@ -181,7 +187,7 @@ class WarpBackend(MjcfNames):
         self._field("body_mass")[:, bid] = mass
         inertia0 = torch.as_tensor(self.model.body_inertia[bid], dtype=torch.float32, device=self.device)
         self._field("body_inertia")[:, bid] = inertia0 * (mass[:, None] / float(self.model.body_mass[bid]))
-        with wp.ScopedDevice(self._wp_device):
+        with self._scope():
             mjw.set_const(self.mw, self.dw)
 
     def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
