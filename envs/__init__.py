@@ -68,8 +68,4 @@ def make(name: str, num_envs: int, device: str = "cpu", seed: int = 0, backend: 
     """Build a batched env of task `name` (config defaults, then `overrides`; or a ready `cfg`)."""
     spec = task_spec(name)
     cfg = cfg if cfg is not None else task_config(name, overrides)
-    if not name.startswith("gym:"):
-        from .backends import check_device
-
-        check_device(backend, device)
     return _load(spec.env)(cfg, num_envs=num_envs, device=device, seed=seed, backend=backend)

@@ -53,13 +53,13 @@ def test_goal_task_runs_on_warp():
     """The arm: differential IK and the box on the table on Warp's worlds; the env contract holds."""
     env = make("arm-push", 2, backend="warp")
     obs = env.reset()
-    assert obs["observation"].shape == (2, 25) or obs["observation"].shape[0] == 2
+    assert obs["observation"].shape == (2, 26) and obs["desired_goal"].shape == (2, 3)
     start = obs["achieved_goal"].clone()
     for _ in range(10):
         obs, reward, done, info = env.step(torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, -1.0]]))
     assert torch.isfinite(obs["observation"]).all() and reward.shape == (2,) and "is_success" in info
-    tcp0 = obs["observation"][:, :3]
-    assert tcp0[1, 2] > env.start_tcp[2] + 0.05, "world 1's gripper rose under dz = +1"
+    tcp = obs["observation"][:, :3]
+    assert tcp[1, 2] > env.start_tcp[2] + 0.05, "world 1's gripper rose under dz = +1"
     assert torch.allclose(obs["achieved_goal"][:, 2], start[:, 2], atol=0.01), "the boxes stay on the table"
     env.close()
 

@@ -21,6 +21,27 @@ if TYPE_CHECKING:  # importing the backends package must stay light: `pgr` picks
     import torch
 
 
+def load_model(model_path: str | Path, num_envs: int, decimation: int, timestep: float | None = None,
+               opt: dict | None = None) -> tuple[Path, mujoco.MjModel]:
+    """The sizes every backend checks, and the MJCF as the host model with the task's timestep and MjOption
+    overrides (e.g. {"iterations": 20}) applied: (resolved path, model)."""
+    from pathlib import Path
+
+    import mujoco
+
+    if num_envs < 1:
+        raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+    if decimation < 1:
+        raise ValueError(f"decimation: must be >= 1, got {decimation}")
+    path = Path(model_path).resolve()
+    model = mujoco.MjModel.from_xml_path(str(path))
+    if timestep is not None:
+        model.opt.timestep = timestep
+    for key, value in (opt or {}).items():
+        setattr(model.opt, key, value)
+    return path, model
+
+
 class Backend(Protocol):
     name: str
     model: mujoco.MjModel  # host model: names, sizes, ranges, defaults

@@ -35,7 +35,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .base import MjcfNames
+from .base import MjcfNames, load_model
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -73,15 +73,11 @@ class IsaacGymBackend(MjcfNames):
     _dof_force: torch.Tensor  # (N, D)
 
     def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda:0",
-                 nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
-        if decimation < 1:
-            raise ValueError(f"decimation: must be >= 1, got {decimation}")
-        self.model_path = Path(model_path).resolve()
-        self.model = m = mujoco.MjModel.from_xml_path(str(self.model_path))
-        if timestep is not None:
-            m.opt.timestep = timestep
+                 nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
+                 opt: dict | None = None) -> None:
+        # `opt` (MjOption fields) reaches the host model only: PhysX has solver settings of its own
+        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+        m = self.model
         self.num_envs, self.decimation, self.max_qvel = num_envs, decimation, max_qvel
         self.physics_dt = float(m.opt.timestep)
         self.device = dev = torch.device(device)

@@ -23,7 +23,7 @@ import mujoco.rollout
 import numpy as np
 import torch
 
-from .base import MjcfNames
+from .base import MjcfNames, load_model
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CTRL_SPEC = int(mujoco.mjtState.mjSTATE_CTRL)
@@ -49,16 +49,7 @@ class MujocoBackend(MjcfNames):
     def __init__(self, model_path: str | Path, num_envs: int, decimation: int, nthread: int = 0,
                  timestep: float | None = None, max_qvel: float = 1000.0,
                  opt: dict | None = None):
-        if num_envs < 1:
-            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
-        if decimation < 1:
-            raise ValueError(f"decimation: must be >= 1, got {decimation}")
-        self.model_path = Path(model_path).resolve()
-        self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
-        if timestep is not None:
-            self.model.opt.timestep = timestep
-        for key, value in (opt or {}).items():  # MjOption fields, e.g. {"iterations": 100}
-            setattr(self.model.opt, key, value)
+        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
         self.num_envs = num_envs
         self.decimation = decimation
         self.nthread = nthread or os.cpu_count() or 1

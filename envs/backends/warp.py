@@ -24,7 +24,7 @@ import warp as wp
 wp.config.log_level = wp.LOG_WARNING  # no banner or per-kernel load lines; warnings and errors still show
 import mujoco_warp as mjw  # noqa: E402
 
-from .base import MjcfNames  # noqa: E402
+from .base import MjcfNames, load_model  # noqa: E402
 
 # Model fields given one row per world (the ones set_* write and the constants set_const derives from them).
 BATCHED = ("geom_friction", "body_mass", "body_inertia", "body_subtreemass", "body_invweight0", "dof_invweight0",
@@ -47,19 +47,10 @@ class WarpBackend(MjcfNames):
     def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
                  opt: dict | None = None):
-        if num_envs < 1:
-            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
-        if decimation < 1:
-            raise ValueError(f"decimation: must be >= 1, got {decimation}")
+        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # Warp needs the GPU's number
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.model_path = Path(model_path).resolve()
-        self.model = mujoco.MjModel.from_xml_path(str(self.model_path))
-        if timestep is not None:
-            self.model.opt.timestep = timestep
-        for key, value in (opt or {}).items():  # MjOption fields, e.g. {"iterations": 100}
-            setattr(self.model.opt, key, value)
         self.num_envs, self.decimation, self.max_qvel = num_envs, decimation, max_qvel
         self.physics_dt = float(self.model.opt.timestep)
         wp.init()
@@ -105,15 +96,11 @@ class WarpBackend(MjcfNames):
     def _launch(self) -> None:
         """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then on a
         GPU as one CUDA graph captured on torch's stream."""
-        if self._stream is None:
-            with wp.ScopedDevice(self._wp_device):
+        with self._scope():
+            if self._stream is None or self._steps == 0:
                 self._substeps(self.dw)
-            return
-        with wp.ScopedStream(self._stream):
-            if self._graph is not None:
+            elif self._graph is not None:
                 wp.capture_launch(self._graph)
-            elif self._steps == 0:
-                self._substeps(self.dw)
             else:
                 with wp.ScopedCapture(stream=self._stream) as capture:
                     self._substeps(self.dw)
@@ -133,10 +120,9 @@ class WarpBackend(MjcfNames):
         bad = ~torch.isfinite(self.qpos).all(dim=1) | (speed > self.max_qvel)
         self.diverged = bad
         self._num_diverged += bad.sum()
-        keep = ~bad[:, None]
         for t in (self.qpos, self.qvel, self._warmstart):
-            t.copy_(torch.where(keep, t, torch.zeros((), device=self.device)))
-        self._sens_t.copy_(torch.where(keep[:, :, None], self._sens_t, torch.zeros((), device=self.device)))
+            t.masked_fill_(bad[:, None], 0.0)
+        self._sens_t.masked_fill_(bad[:, None, None], 0.0)
 
     def reset(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Set the state of worlds `env_ids` (time to 0, the rest of the state to `qpos`, `qvel`)."""

@@ -54,10 +54,11 @@ class QuadrupedFlatEnv:
         if num_envs < 1:
             raise ConfigError(f"num_envs: must be >= 1, got {num_envs}")
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
-        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
                                 nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel,
                                 opt={"iterations": cfg.sim.solver_iterations} if cfg.sim.solver_iterations else None)
+        # after the backend, which checks that `device` can run here, before anything uses the device
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.max_episode_length = int(round(cfg.sim.episode_length_s / self.dt))
         self._setup_robot()

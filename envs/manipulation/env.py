@@ -35,9 +35,10 @@ class ArmGoalEnv:
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
         self.task = {"reach": "arm-reach", "push": "arm-push", "pick_place": "arm-pick-place"}[cfg.goal.task]
         self.has_object = cfg.goal.task != "reach"
-        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
                                 nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel)
+        # after the backend, which checks that `device` can run here, before anything uses the device
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.episode_steps = cfg.goal.episode_steps
         self.num_actions = 4
