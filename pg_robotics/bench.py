@@ -22,8 +22,8 @@ def bench_sim(task: str, backend: str, num_envs: int, seconds: float, seed: int 
               overrides: dict | None = None, progress: bool = False) -> dict:
     """Random actions through the full task (observations, rewards, constraints, resets) for `seconds` of task
     time. Every other step, the ceiling is measured on the spot: that step's exact input replayed through the bare
-    backend (`mujoco.rollout`, or MuJoCo Warp's step), same models, worlds and substeps, so both figures see the same
-    physics and machine."""
+    backend (`mujoco.rollout`, or MuJoCo Warp's substeps as a captured graph), same models, worlds and substeps, so
+    both figures see the same physics and machine."""
     import torch
 
     from pg_robotics.envs import make

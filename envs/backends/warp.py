@@ -2,10 +2,10 @@
 
 All worlds live in one `mujoco_warp.Data`; `qpos`, `qvel`, `time` and the sensor history are torch views of its
 arrays (`wp.to_torch`: zero copies, on `device`). `step` copies the targets into `Data.ctrl`, runs the `decimation`
-substeps (on a GPU as one captured CUDA graph, replayed on torch's current stream) and flags diverged worlds with
-torch ops: no host round trip inside `step`. Per-world randomization writes the batched model fields (friction,
-masses, actuator gains; one row per world) and recomputes the derived constants with `mujoco_warp.set_const`,
-as the CPU backend does with `mj_setConst`.
+substeps (from the second step on as one captured graph: a CUDA graph replayed on torch's current stream on a GPU,
+Warp's recorded launch list on the CPU) and flags diverged worlds with torch ops: no host round trip inside `step`.
+Per-world randomization writes the batched model fields (friction, masses, actuator gains; one row per world) and
+recomputes the derived constants with `mujoco_warp.set_const`, as the CPU backend does with `mj_setConst`.
 
 The first use of a model compiles its kernels (~30 s on a CPU; cached by Warp in ~/.cache/warp after that).
 """
@@ -76,6 +76,7 @@ class WarpBackend(MjcfNames):
         self._graph = None
         self._steps = 0
         self._replay: mjw.Data | None = None
+        self._replay_graph = None
 
     @property
     def num_diverged(self) -> int:
@@ -93,19 +94,24 @@ class WarpBackend(MjcfNames):
         """Warp launches go to this backend's device and, on a GPU, to torch's stream (ordered with torch's ops)."""
         return wp.ScopedDevice(self._wp_device) if self._stream is None else wp.ScopedStream(self._stream)
 
+    def _capture(self, data: mjw.Data, record: bool = True):
+        """The substeps recorded as one graph (not run): a CUDA graph on torch's stream on a GPU; on the CPU,
+        Warp's recorded launch list, replayed without Python's per-kernel overhead."""
+        with wp.ScopedCapture(device=self._wp_device, stream=self._stream) as capture:
+            self._substeps(data, record)
+        return capture.graph
+
     def _launch(self) -> None:
-        """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then on a
-        GPU as one CUDA graph captured on torch's stream."""
+        """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then as the
+        graph captured on the second step. Model fields and state are written in place, so the graph stays valid
+        across resets and randomization."""
         with self._scope():
-            if self._stream is None or self._steps == 0:
+            if self._steps == 0:
                 self._substeps(self.dw)
-            elif self._graph is not None:
-                wp.capture_launch(self._graph)
-            else:
-                with wp.ScopedCapture(stream=self._stream) as capture:
-                    self._substeps(self.dw)
-                self._graph = capture.graph
-                wp.capture_launch(self._graph)
+                return
+            if self._graph is None:
+                self._graph = self._capture(self.dw)
+            wp.capture_launch(self._graph)
 
     def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
         """Hold `ctrl` (N, nu) for `decimation` substeps in every world. Diverged worlds (non-finite state or a
@@ -142,17 +148,20 @@ class WarpBackend(MjcfNames):
             data = mujoco.MjData(self.model)
             with wp.ScopedDevice(self._wp_device):
                 self._replay = mjw.put_data(self.model, data, nworld=self.num_envs, nconmax=NCONMAX, njmax=NJMAX)
+            self._replay_graph = None
         elif not on:
-            self._replay = None
+            self._replay = self._replay_graph = None
 
     def replay_last_step(self) -> float:
         """The ceiling: the last step's input stepped again by bare MuJoCo Warp (same model, worlds and substeps,
-        no task logic, eager launches) into a scratch Data. Returns its seconds."""
-        wp.synchronize_device(self._wp_device)
-        start = time.perf_counter()
+        no task logic; a captured graph, as the step uses) into a scratch Data. Returns its seconds."""
         with self._scope():
-            self._substeps(self._replay, record=False)
-        wp.synchronize_device(self._wp_device)
+            if self._replay_graph is None:
+                self._replay_graph = self._capture(self._replay, record=False)
+            wp.synchronize_device(self._wp_device)
+            start = time.perf_counter()
+            wp.capture_launch(self._replay_graph)
+            wp.synchronize_device(self._wp_device)
         return time.perf_counter() - start
 
     # ---- per-world model parameters ------------------------------------------------------------------------
@@ -219,5 +228,5 @@ class WarpBackend(MjcfNames):
         self._num_diverged.fill_(int(state["num_diverged"]))
 
     def close(self) -> None:
-        self._graph = None
+        self._graph = self._replay_graph = None
         self._replay = None
