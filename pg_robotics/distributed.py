@@ -23,6 +23,7 @@ class World:
     size: int = 1
     local_rank: int = 0
     local_size: int = 1
+    backend: str | None = None  # the process group's ("nccl", "gloo"); None: a plain process, no collectives
 
     @property
     def main(self) -> bool:
@@ -30,22 +31,24 @@ class World:
 
     @property
     def active(self) -> bool:
-        return self.size > 1
+        """Collectives run: the process was started by torchrun, whatever the world size (a world of one under
+        torchrun takes the same path as many, which is what a one-GPU NCCL smoke test is for)."""
+        return self.backend is not None
 
 
 SINGLE = World()
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def init(device: str) -> World:
     """Join the process group torchrun describes in the environment; a plain process is a world of one."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if not all(key in os.environ for key in TORCHRUN_ENV):
         return SINGLE
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
-                  int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+                  int(os.environ.get("LOCAL_WORLD_SIZE", "1")), dist.get_backend())
     if device.startswith("cuda"):
         torch.cuda.set_device(world.local_rank)
     return world

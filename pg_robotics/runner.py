@@ -157,7 +157,8 @@ class Runner:
         summary = {"task": self.task, "iteration": self.iteration, "total_env_steps": self.total_steps,
                    "train_seconds": round(self.elapsed, 1), "world_size": self.world.size, **last}
         if self.world.active:
-            summary.update(rank_param_digests=self.digests, ranks_in_sync=len(set(self.digests)) == 1)
+            summary.update(dist_backend=self.world.backend, rank_param_digests=self.digests,
+                           ranks_in_sync=len(set(self.digests)) == 1)
         tmp = self.run_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, self.run_dir / "summary.json")

@@ -128,7 +128,8 @@ def run_from_cli(args) -> None:
                 print(f"resuming {run_dir} from {ckpt.name} (iteration {runner.iteration})", file=sys.stderr)
         runner.write_config(algo)
         if world.main:
-            print(f"run directory: {run_dir}" + (f" ({world.size} ranks)" if world.active else ""), file=sys.stderr)
+            ranks = f" ({world.size} rank{'s' * (world.size > 1)}, {world.backend})" if world.active else ""
+            print(f"run directory: {run_dir}{ranks}", file=sys.stderr)
         try:
             last = runner.learn(progress=not args.no_progress)
         finally:

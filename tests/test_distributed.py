@@ -4,6 +4,8 @@ up over ranks, every rank keeps its own worlds, resume works, and the normalizer
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -42,6 +44,26 @@ def test_two_ranks_train_in_lockstep_and_resume(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["iteration"] == 5 and summary["total_env_steps"] == 5 * ENVS * STEPS * 2
     assert summary["ranks_in_sync"]
+
+
+def test_torchrun_with_one_rank_takes_the_collective_path(tmp_path):
+    """`torchrun --nproc_per_node=1` joins a process group of one (gloo here; NCCL with --device cuda, the GPU smoke
+    test) and runs the same collectives as many ranks; a plain process runs none."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
+           "pg_robotics.train", "quadruped-flat", "--max-iterations", "2", "--run-dir", str(run), *SMALL]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["dist_backend"] == "gloo"
+    assert summary["total_env_steps"] == 2 * ENVS * STEPS and len(summary["rank_param_digests"]) == 1
+    assert summary["ranks_in_sync"] and not (run / "checkpoints" / "rank_1").exists()
+
+    plain = tmp_path / "plain"
+    result = pgr("train", "quadruped-flat", "--max-iterations", "1", "--run-dir", str(plain), *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((plain / "summary.json").read_text())
+    assert summary["world_size"] == 1 and "dist_backend" not in summary
 
 
 def _normalizer_rank(rank: int, port: int, batches, out) -> None:
