@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from pathlib import Path
 
 import mujoco
@@ -55,8 +56,20 @@ class WarpBackend(MjcfNames):
         self.physics_dt = float(self.model.opt.timestep)
         wp.init()
         self._wp_device = wp.device_from_torch(self.device)
-        self._stream = wp.stream_from_torch(torch.cuda.current_stream(self.device)) if self.device.type == "cuda" \
-            else None
+        self._stream = self._capture_stream = None  # the CPU has no streams
+        self._graphs = True
+        if self.device.type == "cuda":
+            # the step runs on torch's current stream (ordered with the task's torch ops); CUDA cannot capture
+            # that stream when it is the legacy default one, so the graph is captured on a stream of Warp's
+            self._stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
+            self._capture_stream = wp.Stream(self._wp_device)
+            # mjw.step allocates temporaries, which a CUDA graph capture allows from Warp's memory pool only
+            if not wp.is_mempool_enabled(self._wp_device) and wp.is_mempool_supported(self._wp_device):
+                wp.set_mempool_enabled(self._wp_device, True)
+            self._graphs = wp.is_mempool_enabled(self._wp_device)
+            if not self._graphs:
+                warnings.warn(f"{self._wp_device} has no CUDA memory pool: MuJoCo Warp steps without graph capture "
+                              "(slower)", stacklevel=2)
         m = self.model
         data = mujoco.MjData(m)
         mujoco.mj_forward(m, data)
@@ -66,6 +79,7 @@ class WarpBackend(MjcfNames):
             self.mw.opt.warn_overflow &= ~(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
             self.dw = mjw.put_data(m, data, nworld=num_envs, nconmax=NCONMAX, njmax=NJMAX)
             self._hist = wp.zeros((num_envs, decimation, m.nsensordata), dtype=float)
+        wp.synchronize_device(self._wp_device)  # the uploads are done before torch's stream touches the arrays
         d = self.dw
         self.qpos, self.qvel, self.time = wp.to_torch(d.qpos), wp.to_torch(d.qvel), wp.to_torch(d.time)
         self._ctrl, self._warmstart = wp.to_torch(d.ctrl), wp.to_torch(d.qacc_warmstart)
@@ -92,12 +106,16 @@ class WarpBackend(MjcfNames):
 
     def _scope(self):
         """Warp launches go to this backend's device and, on a GPU, to torch's stream (ordered with torch's ops)."""
-        return wp.ScopedDevice(self._wp_device) if self._stream is None else wp.ScopedStream(self._stream)
+        if self._stream is None:
+            return wp.ScopedDevice(self._wp_device)
+        return wp.ScopedStream(self._stream, sync_enter=False)
 
     def _capture(self, data: mjw.Data, record: bool = True):
-        """The substeps recorded as one graph (not run): a CUDA graph on torch's stream on a GPU; on the CPU,
-        Warp's recorded launch list, replayed without Python's per-kernel overhead."""
-        with wp.ScopedCapture(device=self._wp_device, stream=self._stream) as capture:
+        """The substeps recorded as one graph (not run): a CUDA graph, captured on a stream of Warp's and replayed
+        on torch's; on the CPU, Warp's recorded launch list, replayed without Python's per-kernel overhead."""
+        scope = wp.ScopedDevice(self._wp_device) if self._capture_stream is None else \
+            wp.ScopedStream(self._capture_stream, sync_enter=False)
+        with scope, wp.ScopedCapture(device=self._wp_device, stream=self._capture_stream) as capture:
             self._substeps(data, record)
         return capture.graph
 
@@ -105,21 +123,21 @@ class WarpBackend(MjcfNames):
         """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then as the
         graph captured on the second step. Model fields and state are written in place, so the graph stays valid
         across resets and randomization."""
-        with self._scope():
-            if self._steps == 0:
+        if self._steps == 0 or not self._graphs:
+            with self._scope():
                 self._substeps(self.dw)
-                return
-            if self._graph is None:
-                self._graph = self._capture(self.dw)
-            wp.capture_launch(self._graph)
+            return
+        if self._graph is None:
+            self._graph = self._capture(self.dw)
+        wp.capture_launch(self._graph, stream=self._stream)
 
     def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
         """Hold `ctrl` (N, nu) for `decimation` substeps in every world. Diverged worlds (non-finite state or a
         speed above max_qvel) are flagged in `self.diverged` and zeroed; the caller resets them."""
         self._ctrl.copy_(torch.as_tensor(ctrl, device=self.device))
         if self._replay is not None:
-            for name in ("qpos", "qvel", "time", "ctrl", "qacc_warmstart"):
-                wp.to_torch(getattr(self._replay, name)).copy_(wp.to_torch(getattr(self.dw, name)))
+            for dst, src in self._replay_io:
+                dst.copy_(src)
         self._launch()
         self._steps += 1
         speed = torch.nan_to_num(self.qvel.abs(), nan=torch.inf).amax(dim=1)
@@ -148,6 +166,9 @@ class WarpBackend(MjcfNames):
             data = mujoco.MjData(self.model)
             with wp.ScopedDevice(self._wp_device):
                 self._replay = mjw.put_data(self.model, data, nworld=self.num_envs, nconmax=NCONMAX, njmax=NJMAX)
+            wp.synchronize_device(self._wp_device)
+            self._replay_io = [(wp.to_torch(getattr(self._replay, name)), wp.to_torch(getattr(self.dw, name)))
+                               for name in ("qpos", "qvel", "time", "ctrl", "qacc_warmstart")]
             self._replay_graph = None
         elif not on:
             self._replay = self._replay_graph = None
@@ -155,13 +176,16 @@ class WarpBackend(MjcfNames):
     def replay_last_step(self) -> float:
         """The ceiling: the last step's input stepped again by bare MuJoCo Warp (same model, worlds and substeps,
         no task logic; a captured graph, as the step uses) into a scratch Data. Returns its seconds."""
-        with self._scope():
-            if self._replay_graph is None:
-                self._replay_graph = self._capture(self._replay, record=False)
-            wp.synchronize_device(self._wp_device)
-            start = time.perf_counter()
-            wp.capture_launch(self._replay_graph)
-            wp.synchronize_device(self._wp_device)
+        if self._replay_graph is None and self._graphs:
+            self._replay_graph = self._capture(self._replay, record=False)
+        wp.synchronize_device(self._wp_device)
+        start = time.perf_counter()
+        if self._replay_graph is None:
+            with self._scope():
+                self._substeps(self._replay, record=False)
+        else:
+            wp.capture_launch(self._replay_graph, stream=self._stream)
+        wp.synchronize_device(self._wp_device)
         return time.perf_counter() - start
 
     # ---- per-world model parameters ------------------------------------------------------------------------
