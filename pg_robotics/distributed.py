@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from pg_robotics.envs.config import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -44,14 +46,16 @@ def init(device: str) -> World:
     """Join the process group torchrun describes in the environment; a plain process is a world of one."""
     if not all(key in os.environ for key in TORCHRUN_ENV):
         return SINGLE
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    local_rank, local_size = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cuda = device.startswith("cuda")
+    if cuda:
+        if device != "cuda" and local_size > 1:
+            raise ConfigError(f"runner.device: {device!r} would put every rank on one GPU; give 'cuda' and each "
+                              "rank takes the GPU of its LOCAL_RANK")
+        torch.cuda.set_device(local_rank)  # before the process group, so NCCL binds each rank to its own GPU
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
-                  int(os.environ.get("LOCAL_WORLD_SIZE", "1")), dist.get_backend())
-    if device.startswith("cuda"):
-        torch.cuda.set_device(world.local_rank)
-    return world
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, local_size, dist.get_backend())
 
 
 def shutdown() -> None:

@@ -41,12 +41,13 @@ class EmpiricalNormalizer(nn.Module):
         batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
         if self.distributed:  # the moments of the batch of all ranks together
             d = x.shape[1]
-            moments = torch.cat([torch.tensor([float(n)], device=x.device, dtype=torch.float64),
+            moments = torch.cat([x.new_full((1,), n, dtype=torch.float64),
                                  (batch_mean * n).double(), ((batch_var + batch_mean.square()) * n).double()])
             all_reduce(moments)
-            n = int(moments[0])
-            mean = moments[1:1 + d] / n
-            batch_mean, batch_var = mean.to(x.dtype), (moments[1 + d:] / n - mean.square()).clamp(min=0).to(x.dtype)
+            mean = moments[1:1 + d] / moments[0]
+            batch_mean = mean.to(x.dtype)
+            batch_var = (moments[1 + d:] / moments[0] - mean.square()).clamp(min=0).to(x.dtype)
+            n = moments[0].round().long()  # the count over all ranks stays a tensor: no host sync per update
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * (n / total)

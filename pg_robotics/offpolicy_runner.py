@@ -22,7 +22,7 @@ import torch
 from pg_robotics.ddpg import DDPG, DDPGCfg
 from pg_robotics.distributed import SINGLE, World
 from pg_robotics.her import EpisodeBuffer
-from pg_robotics.runner import Runner, RunnerCfg, atomic_save
+from pg_robotics.runner import Runner, RunnerCfg, atomic_save, to_device
 
 BUFFER_FILE = "replay_buffer.pt"
 
@@ -106,7 +106,7 @@ class OffPolicyRunner(Runner):
     def load(self, path: Path) -> None:
         super().load(path)
         buffer_path = self._rank_path(Path(path), self.world.rank).parent / BUFFER_FILE
-        saved = torch.load(buffer_path, weights_only=True) if buffer_path.is_file() else None
+        saved = torch.load(buffer_path, weights_only=True, map_location="cpu") if buffer_path.is_file() else None
         if saved is None or saved["iteration"] != self.iteration:
             print(f"{buffer_path}: no replay buffer of iteration {self.iteration}; training goes on from an empty "
                   f"buffer", file=sys.stderr)
@@ -115,11 +115,11 @@ class OffPolicyRunner(Runner):
 
     def load_own_state(self, state: dict) -> None:
         self.env.load_state_dict(state["env"])
-        self.obs = state["obs"]
+        self.obs = to_device(state["obs"], self.env.device)
         self.gen.set_state(state["gen"])
         if self.eval_env is not None and "eval_env" in state:
             self.eval_env.load_state_dict(state["eval_env"])
-            self.eval_obs = state["eval_obs"]
+            self.eval_obs = to_device(state["eval_obs"], self.eval_env.device)
 
     def digest_module(self) -> torch.nn.Module:
         return self.alg.actor

@@ -66,6 +66,11 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def to_device(x, device: torch.device):
+    """A tensor, or a dict of them (goal tasks' observations), on `device`."""
+    return {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)
+
+
 def checkpoints(run_dir: Path) -> list[Path]:
     """The run's checkpoints, oldest first."""
     return sorted((run_dir / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
@@ -118,6 +123,8 @@ class Runner:
         mine = self._rank_path(path, self.world.rank)
         mine.parent.mkdir(parents=True, exist_ok=True)
         own = {**self.own_state(), "torch_rng": torch.get_rng_state()}
+        if self.env.device.type == "cuda":  # PPO's exploration noise comes from the GPU's default generator
+            own["cuda_rng"] = torch.cuda.get_rng_state(self.env.device)
         if sync and self.world.active:
             self.digests = distributed.gather_objects(distributed.digest(self.digest_module()))
         if self.world.main:
@@ -130,7 +137,7 @@ class Runner:
         return path
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")  # each rank moves what it keeps to its device
         self.iteration, self.total_steps, self.elapsed = state["iteration"], state["total_steps"], state["elapsed"]
         self.load_shared_state(state)
         self.history = json.loads(state["history"])
@@ -138,9 +145,11 @@ class Runner:
         if not own_path.is_file():  # resumed with more ranks than saved: this rank's worlds start afresh
             print(f"rank {self.world.rank}: no {own_path}; its worlds start from a reset", file=sys.stderr)
             return
-        own = state if own_path == path else torch.load(own_path, weights_only=True)
+        own = state if own_path == path else torch.load(own_path, weights_only=True, map_location="cpu")
         self.load_own_state(own)
         torch.set_rng_state(own["torch_rng"])
+        if "cuda_rng" in own and self.env.device.type == "cuda":
+            torch.cuda.set_rng_state(own["cuda_rng"], self.env.device)
 
     def write_config(self, algo: str = "ppo") -> None:
         if not self.world.main:
@@ -235,7 +244,7 @@ class OnPolicyRunner(Runner):
 
     def load_own_state(self, state: dict) -> None:
         self.env.load_state_dict(state["env"])
-        self.obs = state["obs"]
+        self.obs = to_device(state["obs"], self.env.device)
         self.update_gen.set_state(state["update_rng"])
 
     def digest_module(self) -> torch.nn.Module:
@@ -257,8 +266,10 @@ class OnPolicyRunner(Runner):
             while self.running():
                 start = time.perf_counter()
                 torch.set_num_threads(1)
-                episode_terms: dict[str, list[float]] = {}
-                delta_sum, violations = 0.0, {}
+                # the figures stay tensors on the env's device until the iteration ends: no host sync per step
+                episode_terms: dict[str, list[torch.Tensor]] = {}
+                finished: list[torch.Tensor] = []
+                delta_sum, violations = torch.zeros((), device=env.device), {}
                 with torch.no_grad():
                     for _ in range(alg.cfg.num_steps_per_env):
                         actions = alg.act(self.obs)
@@ -266,17 +277,18 @@ class OnPolicyRunner(Runner):
                         alg.process_env_step(rewards, dones, info)
                         ep_return += rewards
                         ep_length += 1
-                        done_ids = dones.nonzero().flatten()
-                        returns.extend(ep_return[done_ids].tolist())
-                        lengths.extend((ep_length[done_ids] * env.dt).tolist())
-                        ep_return[done_ids] = 0
-                        ep_length[done_ids] = 0
+                        finished.append(torch.stack([ep_return, ep_length * env.dt, dones.float()]))
+                        ep_return.masked_fill_(dones, 0.0)
+                        ep_length.masked_fill_(dones, 0.0)
                         for k, v in info.get("episode", {}).items():
-                            episode_terms.setdefault(k, []).append(float(v))
-                        delta_sum += float(info["cat_delta"].mean())
+                            episode_terms.setdefault(k, []).append(v)
+                        delta_sum += info["cat_delta"].mean()
                         for k, v in info.get("constraint_violation", {}).items():
-                            violations[k] = violations.get(k, 0.0) + float(v)
+                            violations[k] = violations.get(k, 0.0) + v
                     alg.compute_returns(self.obs)
+                    ret, length, done = torch.stack(finished).transpose(0, 1).flatten(1)
+                    returns.extend(ret[done > 0].tolist())
+                    lengths.extend(length[done > 0].tolist())
                 collect = time.perf_counter() - start
                 torch.set_num_threads(self.update_threads)
                 stats = alg.update(self.update_gen)
@@ -290,14 +302,14 @@ class OnPolicyRunner(Runner):
                           "fps": round(steps / took), "collect_fps": round(steps / collect),
                           "mean_return": sum(returns) / len(returns) if returns else 0.0,
                           "mean_episode_length_s": sum(lengths) / len(lengths) if lengths else 0.0,
-                          "cat_delta_mean": delta_sum / n, **stats}
+                          "cat_delta_mean": float(delta_sum) / n, **stats}
                 left = self.end_iteration(record, took, writer, bar)
                 if left is None:
                     continue
                 for key, values in episode_terms.items():
-                    writer.add_scalar(f"episode/{key}", sum(values) / len(values), self.iteration)
+                    writer.add_scalar(f"episode/{key}", float(torch.stack(values).mean()), self.iteration)
                 for key, value in violations.items():
-                    writer.add_scalar(f"constraints/{key}_violation_rate", value / n, self.iteration)
+                    writer.add_scalar(f"constraints/{key}_violation_rate", float(value) / n, self.iteration)
                 bar.set_postfix_str(f"fps {record['fps']} return {record['mean_return']:.2f} "
                                     f"ep_len {record['mean_episode_length_s']:.1f}s left {left:.1f}min")
         except KeyboardInterrupt:

@@ -98,3 +98,16 @@ def test_nproc_must_be_positive():
     result = pgr("train", "quadruped-flat", "--nproc", "0")
     assert result.returncode == 2 and "--nproc" in result.stderr
     assert os.environ.get("WORLD_SIZE") is None
+
+
+def test_an_explicit_gpu_for_several_local_ranks_is_refused(monkeypatch):
+    """`--device cuda:0` under torchrun with 2 ranks per node would stack every rank on GPU 0."""
+    from pg_robotics import distributed
+    from pg_robotics.envs import ConfigError
+
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match="runner.device: 'cuda:0' would put every rank on one GPU"):
+        distributed.init("cuda:0")
+    assert not dist.is_initialized()

@@ -83,8 +83,10 @@ class QuadrupedFlatEnv:
         self.velocity_limits = torch.tensor(joint_table(r.velocity_limits, self.joint_names,
                                                         "task.robot.velocity_limits"), **f)
         sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy())
-        self._qpos_idx = torch.tensor(sim.joint_qpos_index(self.joint_names))
-        self._dof_idx = torch.tensor(sim.joint_dof_index(self.joint_names))
+        # index tensors on the backend's device: a CPU index into GPU state would be copied over every step
+        self._qpos_idx = torch.tensor(sim.joint_qpos_index(self.joint_names), device=sim.device)
+        self._dof_idx = torch.tensor(sim.joint_dof_index(self.joint_names), device=sim.device)
+        self._gravity = torch.tensor([0.0, 0.0, -1.0], **f).expand(self.num_envs, 3)
         model = sim.model
         self.joint_pos_limits = torch.tensor(np.array([model.joint(j).range for j in self.joint_names]), **f)
 
@@ -184,11 +186,10 @@ class QuadrupedFlatEnv:
         qpos = sim.qpos.to(dev, torch.float32)
         qvel = sim.qvel.to(dev, torch.float32)
         quat = qpos[:, 3:7]
-        gravity = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(self.num_envs, 3)
         return LocoState(
             dt=self.dt, action_scale=self.cfg.robot.action_scale, base_pos=qpos[:, :3], base_quat=quat,
             base_lin_vel=rotations.rotate_inverse(quat, qvel[:, :3]), base_ang_vel=qvel[:, 3:6],
-            projected_gravity=rotations.rotate_inverse(quat, gravity),
+            projected_gravity=rotations.rotate_inverse(quat, self._gravity),
             joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx],
             joint_acc=torch.zeros_like(self.actions) if joint_acc is None else joint_acc,
             torques=self._sensors(self._torque_sensors)[:, :, 0],
@@ -336,9 +337,9 @@ class QuadrupedFlatEnv:
     def load_state_dict(self, state: dict) -> None:
         self.sim.load_state_dict(state["sim"])
         self.gen.set_state(state["gen"])
-        self.cat.load_state_dict(state["cat"])
+        self.cat.load_state_dict({k: v.to(self.device) for k, v in state["cat"].items()})
         self.common_step_counter = state["common_step_counter"]
-        self.episode_sums = {k: v.clone() for k, v in state["episode_sums"].items()}
+        self.episode_sums = {k: v.to(self.device, copy=True) for k, v in state["episode_sums"].items()}
         for k in self._STATE:
             setattr(self, k, state[k].clone().to(self.device))
         self.state = self._read_state()

@@ -70,10 +70,11 @@ class ArmGoalEnv:
         actuated = [int(m.actuator_trnid[i, 0]) for i in range(m.nu)]
         if actuated != arm + fingers:
             raise ConfigError(f"task.robot.mjcf: expected actuators on {r.arm_joints + r.finger_joints} in that order")
-        self._arm_q = torch.tensor([int(m.jnt_qposadr[j]) for j in arm])
-        self._arm_v = torch.tensor([int(m.jnt_dofadr[j]) for j in arm])
-        self._finger_q = torch.tensor([int(m.jnt_qposadr[j]) for j in fingers])
-        self._finger_v = torch.tensor([int(m.jnt_dofadr[j]) for j in fingers])
+        index = dict(device=self.sim.device)  # on the backend's device: no copy of the indices every step
+        self._arm_q = torch.tensor([int(m.jnt_qposadr[j]) for j in arm], **index)
+        self._arm_v = torch.tensor([int(m.jnt_dofadr[j]) for j in arm], **index)
+        self._finger_q = torch.tensor([int(m.jnt_qposadr[j]) for j in fingers], **index)
+        self._finger_v = torch.tensor([int(m.jnt_dofadr[j]) for j in fingers], **index)
         self._obj_q, self._obj_v = int(m.jnt_qposadr[obj]), int(m.jnt_dofadr[obj])
         margin = r.joint_limit_margin
         self.joint_limits = torch.tensor(m.jnt_range[arm], **f) + torch.tensor([margin, -margin], **f)
