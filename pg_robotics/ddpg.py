@@ -123,8 +123,9 @@ class DDPG:
         goals = torch.cat([ag.reshape(-1, ag.shape[-1]), goal.reshape(-1, goal.shape[-1])])
         self.goal_normalizer.update(goals.clamp(-clip, clip))
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step of the critic and the actor on a relabelled batch."""
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step of the critic and the actor on a relabelled batch. Returns its figures as 0-d
+        tensors on the device (the caller averages them over a cycle: no host sync per update)."""
         cfg = self.cfg
         obs, goal = self._inputs(batch["obs"], batch["goal"])
         next_obs, _ = self._inputs(batch["next_obs"], batch["goal"])
@@ -148,8 +149,8 @@ class DDPG:
         actor_loss.backward()
         self._sync(self.actor)
         self.actor_opt.step()
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q_mean": q.detach().mean().item(),
-                "q_target_mean": target.mean().item()}
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q.detach().mean(),
+                "q_target_mean": target.mean()}
 
     def _sync(self, net: nn.Module) -> None:
         if self.world.active:

@@ -61,7 +61,7 @@ class EpisodeBuffer:
             else:  # episode
                 later = 1 + (uniform(batch_size) * T).long()
             source = torch.where(her, later, source)
-            goal[her] = self.ag[ep[her], source[her]]
+            goal = torch.where(her[:, None], self.ag[ep, source.clamp(min=0)], goal)  # no mask indexing: no sync
         ag_next = self.ag[ep, t + 1]
         return {"obs": self.obs[ep, t], "goal": goal, "action": self.actions[ep, t],
                 "reward": compute_reward(ag_next, goal, None), "next_obs": self.obs[ep, t + 1],

@@ -49,6 +49,7 @@ def run_episode(env, policy, obs: dict) -> tuple[dict, dict]:
     T, n = env.episode_steps, env.num_envs
     ep = {"obs": [], "ag": [], "goal": [], "actions": []}
     info: dict = {}
+    dones = []
     for t in range(T):
         ep["obs"].append(obs["observation"])
         ep["ag"].append(obs["achieved_goal"])
@@ -56,12 +57,13 @@ def run_episode(env, policy, obs: dict) -> tuple[dict, dict]:
         action = policy(obs)
         obs, _, done, info = env.step(action)
         ep["actions"].append(action)
-        last = t == T - 1
-        wrong = done != last  # every world ends its episode at step T, none before
-        if wrong.any():
-            raise RuntimeError(f"DDPG+HER needs fixed-length episodes of {T} steps in every world; world(s) "
-                               f"{wrong.nonzero().flatten()[:5].tolist()} {'did not end' if last else 'ended'} "
-                               f"at step {t + 1}")
+        dones.append(done)
+    ended = torch.stack(dones, dim=1)  # (N, T), checked once per episode rather than synced every step
+    wrong = ended != (torch.arange(T, device=ended.device) == T - 1)  # every world ends at step T, none before
+    if wrong.any():
+        world, t = (int(i) for i in wrong.nonzero()[0])
+        raise RuntimeError(f"DDPG+HER needs fixed-length episodes of {T} steps in every world; world {world} "
+                           f"{'did not end' if t == T - 1 else 'ended'} at step {t + 1}")
     final = info["final_obs"]
     ep["obs"].append(final["observation"])
     ep["ag"].append(final["achieved_goal"])
@@ -158,12 +160,12 @@ class OffPolicyRunner(Runner):
                 alg.update_normalizers(ep["obs"], ep["ag"], ep["goal"])
                 collect = time.perf_counter() - start
                 torch.set_num_threads(self.update_threads)
-                sums: dict[str, float] = {}
+                sums: dict[str, torch.Tensor] = {}
                 for _ in range(alg.cfg.updates_per_cycle):
                     batch = self.buffer.sample(alg.cfg.batch_size, env.compute_reward, alg.cfg.her_strategy,
                                                alg.cfg.her_k, self.gen)
                     for key, value in alg.update(batch).items():
-                        sums[key] = sums.get(key, 0.0) + value
+                        sums[key] = sums[key] + value if key in sums else value
                 alg.update_targets()
                 self.iteration += 1
                 record = {"iteration": self.iteration}
@@ -178,7 +180,7 @@ class OffPolicyRunner(Runner):
                 record.update({"env_steps": self.total_steps, "time_s": round(self.elapsed, 2),
                                "fps": round(steps / took), "collect_fps": round(steps / collect),
                                "train_success_rate": float(ep["success"].mean()),
-                               **{k: v / alg.cfg.updates_per_cycle for k, v in sums.items()}})
+                               **{k: float(v) / alg.cfg.updates_per_cycle for k, v in sums.items()}})
                 left = self.end_iteration(record, took, writer, bar)
                 if interrupted:
                     self.save(sync=False)

@@ -257,6 +257,24 @@ def test_point_goal_contract():
     assert env.compute_reward(torch.zeros(5, 6, 2), torch.full((5, 6, 2), 0.03)).shape == (5, 6)
 
 
+def test_an_episode_that_ends_early_in_one_world_is_refused():
+    """HER relabels within whole episodes of equal length: a world whose episode ends before the others is named."""
+    class EndsEarly(PointGoal):
+        def step(self, actions):
+            obs, reward, done, info = super().step(actions)
+            if self.t == 2:
+                done = done.clone()
+                done[3] = True
+            return obs, reward, done, info
+
+    env = EndsEarly(4, seed=0, episode_steps=5)
+    with pytest.raises(RuntimeError, match="episodes of 5 steps in every world; world 3 ended at step 2"):
+        run_episode(env, lambda o: torch.zeros(4, 2), env.reset())
+    env = PointGoal(4, seed=0, episode_steps=5)
+    ep, _ = run_episode(env, lambda o: torch.zeros(4, 2), env.reset())
+    assert ep["actions"].shape == (4, 5, 2) and ep["obs"].shape == (4, 6, 2)
+
+
 def test_ddpg_her_solves_point_goal_and_plain_ddpg_does_not():
     with_her = [train_point_goal("future", seed) for seed in (0, 1)]
     without = train_point_goal("none", 0)

@@ -70,7 +70,9 @@ def dls_step(jac: torch.Tensor, err: torch.Tensor, damping: float) -> torch.Tens
     """Damped least squares: dq = J^T (J J^T + damping^2 I)^-1 err, batched."""
     jjt = jac @ jac.transpose(1, 2)
     eye = torch.eye(jjt.shape[1], dtype=jac.dtype, device=jac.device)
-    return (jac.transpose(1, 2) @ torch.linalg.solve(jjt + damping ** 2 * eye, err[:, :, None])).squeeze(2)
+    # solve_ex: the solve without its error check, which waits for the GPU (the damped matrix is positive definite)
+    dq, _ = torch.linalg.solve_ex(jjt + damping ** 2 * eye, err[:, :, None])
+    return (jac.transpose(1, 2) @ dq).squeeze(2)
 
 
 def solve_ik(kin: PandaKinematics, q: torch.Tensor, target_pos: torch.Tensor, target_rot: torch.Tensor,
