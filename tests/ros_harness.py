@@ -78,6 +78,12 @@ class Harness:
             assert time.monotonic() < end, f"timed out waiting for {what}"
             self.spin_for(0.05, every)
 
+    def wait_for_commands(self, what: str, since: int, count: float, every=None) -> list:
+        """`count` more commands after the first `since`, however long a loaded machine takes (30 s at most):
+        counted, not timed."""
+        self.wait_for(what, lambda: len(self.commands) - since >= count, timeout=30.0, every=every)
+        return self.commands[since:]
+
     def call(self, node_name: str, action: str, timeout: float = 30.0) -> str:
         return call_service(self.node, self.executor, node_name, action, timeout)
 

@@ -104,20 +104,20 @@ class WarpBackend(MjcfNames):
                 wp.launch(_record, dim=(self.num_envs, self.model.nsensordata), inputs=[data.sensordata, i],
                           outputs=[self._hist])
 
-    def _scope(self):
-        """Warp launches go to this backend's device and, on a GPU, to torch's stream (ordered with torch's ops)."""
-        if self._stream is None:
+    def _scope(self, capture: bool = False):
+        """Warp launches go to this backend's device and, on a GPU, to torch's stream (ordered with torch's ops),
+        or while capturing to the capture stream."""
+        stream = self._capture_stream if capture else self._stream
+        if stream is None:
             return wp.ScopedDevice(self._wp_device)
-        return wp.ScopedStream(self._stream, sync_enter=False)
+        return wp.ScopedStream(stream, sync_enter=False)
 
     def _capture(self, data: mjw.Data, record: bool = True):
         """The substeps recorded as one graph (not run): a CUDA graph, captured on a stream of Warp's and replayed
         on torch's; on the CPU, Warp's recorded launch list, replayed without Python's per-kernel overhead."""
-        scope = wp.ScopedDevice(self._wp_device) if self._capture_stream is None else \
-            wp.ScopedStream(self._capture_stream, sync_enter=False)
-        with scope, wp.ScopedCapture(device=self._wp_device, stream=self._capture_stream) as capture:
+        with self._scope(capture=True), wp.ScopedCapture(self._wp_device, stream=self._capture_stream) as cap:
             self._substeps(data, record)
-        return capture.graph
+        return cap.graph
 
     def _launch(self) -> None:
         """The substeps of all worlds: eagerly the first time (Warp compiles and loads its kernels), then as the
