@@ -4,6 +4,9 @@
     ctl = Controller.load("policy.onnx")
     ctl.start(robot_joint_names)                        # a joint the policy drives but the robot lacks: error
     targets = ctl.step(RobotState(...), (0.5, 0.0, 0.0))  # joint position targets, policy joint order
+
+    arm = VectorController.load("arm_policy.onnx")     # a policy of named input vectors (e.g. goal-conditioned)
+    action = arm.step({"observation": obs, "desired_goal": goal})
 """
 
 from .contract import SCHEMA_VERSION, ContractError, PolicySpec
@@ -11,6 +14,7 @@ from .controller import Controller
 from .observation import ObservationBuilder, RobotState, StateError
 from .policy import Policy
 from .safety import SafetyCfg, SafetyFilter
+from .vector import VectorController, VectorSpec
 
 __all__ = ["SCHEMA_VERSION", "ContractError", "Controller", "ObservationBuilder", "Policy", "PolicySpec",
-           "RobotState", "SafetyCfg", "SafetyFilter", "StateError"]
+           "RobotState", "SafetyCfg", "SafetyFilter", "StateError", "VectorController", "VectorSpec"]

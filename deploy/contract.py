@@ -8,7 +8,8 @@ import json
 import math
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added `kind`; a version-1 model is a joint_position policy
+KINDS = ("joint_position", "vector")  # robot state -> joint targets (below) | named input vectors -> action (vector.py)
 
 # Observation terms the runtime can build from a robot's state (see `observation.py`).
 KNOWN_TERMS = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action")
@@ -49,6 +50,7 @@ class PolicySpec:
     command_names: tuple[str, ...]
     command_ranges: tuple[tuple[float, float], ...]
     git_commit: str
+    kind: str = "joint_position"
 
     @property
     def num_actions(self) -> int:
@@ -70,6 +72,29 @@ def _numbers(meta: dict, key: str, length: int | None = None) -> tuple[float, ..
     if bad:
         raise ContractError(f"{key}: non-finite value at index {bad[0]} ({value[bad[0]]})")
     return tuple(float(v) for v in value)
+
+
+def number_list(meta: dict, key: str, length: int | None = None) -> tuple[float, ...]:
+    """meta[key] as finite numbers (`length` of them); a ContractError naming the key otherwise."""
+    return _numbers(meta, key, length)
+
+
+def finite_number(value, key: str, positive: bool = True) -> float:
+    return _number({key: value}, key, positive)
+
+
+def require(meta: dict, keys) -> None:
+    """A ContractError naming the first of `keys` missing from the metadata (and the others)."""
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise ContractError(f"{missing[0]}: missing from the policy metadata"
+                            + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""))
+
+
+def check_name(value, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ContractError(f"{where}: expected a non-empty name, got {value!r}")
+    return value
 
 
 def _number(meta: dict, key: str, positive: bool = True) -> float:
@@ -123,15 +148,21 @@ def _terms(meta: dict, num_joints: int) -> tuple[ObsTerm, ...]:
     return tuple(terms)
 
 
-def parse(meta: dict) -> PolicySpec:
-    """Validate decoded metadata; every key present and consistent (dims add up, joint lists of equal length)."""
-    missing = [k for k in KEYS if k not in meta]
-    if missing:
-        raise ContractError(f"{missing[0]}: missing from the policy metadata"
-                            + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""))
-    if meta["schema_version"] != SCHEMA_VERSION:
-        raise ContractError(f"schema_version: this runtime reads version {SCHEMA_VERSION}, "
-                            f"the model has {meta['schema_version']!r}")
+def parse(meta: dict):
+    """Validate decoded metadata; every key present and consistent (dims add up, joint lists of equal length).
+    Returns a PolicySpec (kind joint_position) or a VectorSpec (kind vector, see vector.py)."""
+    version = meta.get("schema_version")
+    if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
+        raise ContractError(f"schema_version: this runtime reads versions 1 to {SCHEMA_VERSION}, "
+                            f"the model has {version!r}")
+    kind = meta.get("kind", "joint_position") if version == 1 else meta.get("kind")
+    if kind not in KINDS:
+        raise ContractError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "vector":
+        from .vector import parse_vector
+
+        return parse_vector(meta)
+    require(meta, KEYS)
     names = meta["joint_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
         raise ContractError(f"joint_names: expected a non-empty list of names, got {names!r}")

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .contract import ContractError
 from .observation import ObservationBuilder, RobotState, StateError
 from .policy import Policy
 from .safety import SafetyCfg, SafetyFilter
@@ -21,6 +22,9 @@ class Controller:
     `bad_state` and the filter holds the last safe targets."""
 
     def __init__(self, policy: Policy, safety: SafetyCfg | None = None, latency_window: int = 100_000):
+        if policy.spec.kind != "joint_position":
+            raise ContractError(f"kind: {policy.path} is a {policy.spec.kind!r} policy (named input vectors -> "
+                                f"action); run it with VectorController")
         self.policy, self.spec = policy, policy.spec
         self.builder = ObservationBuilder(self.spec)
         self.safety = SafetyFilter(self.spec, safety)

@@ -60,7 +60,8 @@ class Policy:
             raise ContractError(f"observation_terms: the terms add up to {spec.num_obs} values but the model's "
                                 f"input 'obs' takes {inputs[0].shape[-1]}")
         if outputs[0].shape[-1] != spec.num_actions:
-            raise ContractError(f"joint_names: {spec.num_actions} joints but the model's output 'actions' has "
+            key = "joint_names" if spec.kind == "joint_position" else "action_names"
+            raise ContractError(f"{key}: {spec.num_actions} actions named but the model's output 'actions' has "
                                 f"{outputs[0].shape[-1]} values")
         return cls(session, spec, path)
 

@@ -1,12 +1,26 @@
-"""`pgr eval`: the deterministic policy of a run on fixed velocity commands; the walking criterion."""
+"""Evaluation of a trained run, whatever its algorithm; the protocol is the task kind's:
+
+- locomotion: the deterministic policy for 20 s on six fixed velocity commands: tracking errors, falls, gait, and
+  the walking criterion (`evaluate`; `sweep` over every checkpoint gives the time to the criterion);
+- goal tasks: one deterministic episode in each of 100 seeded worlds: success rate and final distance.
+
+`record` keeps what export's self-check replays through the deploy runtime: raw robot states (locomotion) or the
+policy's named inputs (goal tasks), with the actions taken.
+
+    from pg_robotics.evaluate import evaluate
+    evaluate("runs/quadruped-flat/2026-11-21_11-18-00")["meets_criterion"]
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from pg_robotics.envs import ConfigError, make
+from pg_robotics import runs
+from pg_robotics.envs import ConfigError
+from pg_robotics.runners.off_policy import run_episode
 
 COMMANDS = ((0.5, 0.0, 0.0), (1.0, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.6), (0.0, 0.0, 0.0))
 # The walking criterion of the PPO goal: tracking errors at most these, and no world falls.
@@ -17,43 +31,21 @@ def meets_criterion(result: dict) -> bool:
     return all(result[k] <= limit for k, limit in CRITERION.items())
 
 
-def load_policy(run_dir: Path, checkpoint: Path | None = None):
-    """(task name, task config, algorithm config, runner config, checkpoint state, checkpoint path) of a run."""
-    from pg_robotics.runner import latest_checkpoint
-    from pg_robotics.train import read_run, resolve_recipe
-
-    run_dir = Path(run_dir)
-    task, recipe = read_run(run_dir)
-    checkpoint = checkpoint or latest_checkpoint(run_dir)
-    if checkpoint is None or not Path(checkpoint).is_file():
-        raise ConfigError(f"{run_dir}: no checkpoint found")
-    task_cfg, algo_cfg, runner_cfg = resolve_recipe(task, recipe, {})
-    return task, task_cfg, algo_cfg, runner_cfg, torch.load(checkpoint, map_location="cpu", weights_only=True), checkpoint
-
-
-def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, seconds: float, seed: int = 1,
+def fixed_command_agent(run_dir: Path, commands, worlds_per_command: int, seconds: float, seed: int = 1,
                         checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu"):
-    """The run's task with commands held fixed and its deterministic policy. Episodes start standing still in the
-    default pose (a robot starts that way; training's random initial joint angles and velocities are off), with no
-    command resampling, pushes or observation noise; the run's friction, mass and motor-strength randomization
-    stays. The simulation is C MuJoCo on the CPU unless `backend` / `device` say otherwise, whatever the run trained on.
-    Returns (env, policy(obs) -> actions, commands tensor (N, 3), checkpoint state, checkpoint path)."""
-    from pg_robotics.envs.config import merge
-    from pg_robotics.ppo import PPO
-
-    task, task_cfg, algo_cfg, _, state, ckpt = load_policy(run_dir, checkpoint)
-    task_cfg = merge(task_cfg, {"commands": {"resampling_time_s": 1e9}, "observations": {"add_noise": False},
-                                "randomization": {"push_interval_s": 0.0, "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0},
-                                "sim": {"episode_length_s": seconds}})
-    torch.set_num_threads(1)
+    """The run's agent on its task with commands held fixed. Episodes start standing still in the default pose (a
+    robot starts that way; training's random initial joint angles and velocities are off), with no command
+    resampling, pushes or observation noise; the run's friction, mass and motor-strength randomization stays. The
+    simulation is C MuJoCo on the CPU unless `backend` / `device` say otherwise, whatever the run trained on.
+    Returns (agent, commands tensor (N, 3))."""
+    fixed = {"commands": {"resampling_time_s": 1e9}, "observations": {"add_noise": False},
+             "randomization": {"push_interval_s": 0.0, "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0},
+             "sim": {"episode_length_s": seconds}}
     cmd = torch.tensor(commands, dtype=torch.float32, device=device).repeat_interleave(worlds_per_command, dim=0)
-    env = make(task, len(cmd), seed=seed, cfg=task_cfg, backend=backend, device=device)
-    ppo = PPO(algo_cfg, env.num_obs["policy"], env.num_obs.get("critic", env.num_obs["policy"]), env.num_actions, 1,
-              device=env.device)
-    ppo.load_state_dict(state["algorithm"])
-    env.reset()
-    env.commands[:] = cmd
-    return env, ppo.act_inference, cmd, state, ckpt
+    agent = runs.load_agent(run_dir, checkpoint, len(cmd), seed, fixed, backend, device)
+    agent.env.reset()
+    agent.env.commands[:] = cmd
+    return agent, cmd
 
 
 def check_seconds(seconds: float, settle: float = 1.0) -> None:
@@ -61,11 +53,21 @@ def check_seconds(seconds: float, settle: float = 1.0) -> None:
         raise ConfigError(f"--seconds: must be longer than the {settle:g} s settling time, got {seconds:g}")
 
 
-def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0, seed: int = 1,
-             checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu") -> dict:
+def evaluate(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, checkpoint: Path | None = None,
+             backend: str = "mujoco", device: str = "cpu", seed: int = 1) -> dict:
+    """The run's deterministic policy under its task kind's protocol. `episodes`: worlds per command
+    (locomotion, default 32) or episodes (goal tasks, default 100)."""
+    if runs.read_recipe(run_dir).kind == "goal":
+        return evaluate_goal(run_dir, episodes or 100, checkpoint, seed, backend, device)
+    return evaluate_locomotion(run_dir, episodes or 32, seconds, 1.0, seed, checkpoint, backend, device)
+
+
+def evaluate_locomotion(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0,
+                        seed: int = 1, checkpoint: Path | None = None, backend: str = "mujoco",
+                        device: str = "cpu") -> dict:
     check_seconds(seconds, settle)
-    env, policy, commands, state, ckpt = fixed_command_setup(run_dir, COMMANDS, episodes, seconds, seed, checkpoint,
-                                                             backend, device)
+    agent, commands = fixed_command_agent(run_dir, COMMANDS, episodes, seconds, seed, checkpoint, backend, device)
+    env, policy = agent.env, agent.act
     n, f = env.num_envs, dict(device=env.device)
     obs = env.observations()
     alive = torch.ones(n, dtype=torch.bool, **f)
@@ -90,7 +92,7 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             counted += live.float()
         alive &= ~fell
         env.commands[:] = commands  # fallen worlds were reset with a new command; keep the fixed ones
-    env.close()
+    agent.close()
     c, total_all = counted.clamp(min=1), counted.sum().clamp(min=1)
     per_command = []
     for i, cmd in enumerate(COMMANDS):
@@ -104,8 +106,8 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             "duty_factor": [round(float(v), 3) for v in stance[sl].sum(0) / total],
             "steps_per_s": [round(float(v), 2) for v in touchdowns[sl].sum(0) / (total * env.dt)],
             "leg_contact": float(leg_contact[sl].sum() / total)})
-    result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": int(state["iteration"]),
-              "train_seconds": round(float(state["elapsed"]), 3), "episodes_per_command": episodes,
+    result = {"run_dir": str(run_dir), "checkpoint": str(agent.checkpoint), "iteration": agent.iteration,
+              "train_seconds": round(agent.train_seconds, 3), "episodes_per_command": episodes,
               "seconds": seconds, "backend": env.sim.name, "lin_vel_error": float(lin_err.sum() / total_all),
               "ang_vel_error": float(ang_err.sum() / total_all),
               "fall_rate": float((~alive).float().mean()), "mean_return": float(ret.mean()),
@@ -114,43 +116,67 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
     return result
 
 
-def sweep(run_dir: Path, episodes: int = 32, seconds: float = 20.0, on_result=None, backend: str = "mujoco",
-          device: str = "cpu") -> dict:
-    """Evaluate every checkpoint of a run, oldest first; report the first that meets the walking criterion
-    with its training time (the time-to-criterion)."""
-    from pg_robotics.runner import checkpoints
+def evaluate_goal(run_dir: Path, episodes: int = 100, checkpoint: Path | None = None, seed: int = 1,
+                  backend: str = "mujoco", device: str = "cpu") -> dict:
+    """One deterministic episode in each of `episodes` worlds (seeded, so runs compare on the same goals)."""
+    agent = runs.load_agent(run_dir, checkpoint, episodes, seed, backend=backend, device=device)
+    try:
+        ep, _ = run_episode(agent.env, agent.act, agent.env.reset())
+    finally:
+        agent.close()
+    return {"run_dir": str(run_dir), "task": agent.recipe.task, "checkpoint": str(agent.checkpoint),
+            "iteration": agent.iteration, "train_seconds": round(agent.train_seconds, 3), "episodes": episodes,
+            "success_rate": float(ep["success"].mean()), "final_distance": float(ep["final_distance"].mean())}
 
+
+def sweep(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, on_result=None,
+          backend: str = "mujoco", device: str = "cpu") -> dict:
+    """Evaluate every checkpoint of a run, oldest first. Locomotion runs also report the first checkpoint that
+    meets the walking criterion with its training time (the time-to-criterion)."""
     results, first = [], None
-    for ckpt in checkpoints(Path(run_dir)):
+    for ckpt in runs.checkpoints(Path(run_dir)):
         result = evaluate(run_dir, episodes, seconds, checkpoint=ckpt, backend=backend, device=device)
         results.append(result)
         if on_result:
             on_result(result)
-        if first is None and result["meets_criterion"]:
+        if first is None and result.get("meets_criterion"):
             first = result
     if not results:
         raise ConfigError(f"{run_dir}: no checkpoint found")
-    return {"run_dir": str(run_dir), "criterion": CRITERION,
-            "first_meeting": None if first is None else {k: first[k] for k in (
-                "checkpoint", "iteration", "train_seconds", "lin_vel_error", "ang_vel_error", "fall_rate")},
-            "checkpoints": results}
+    out: dict = {"run_dir": str(run_dir), "checkpoints": results}
+    if "meets_criterion" in results[0]:
+        out.update(criterion=CRITERION, first_meeting=None if first is None else {k: first[k] for k in (
+            "checkpoint", "iteration", "train_seconds", "lin_vel_error", "ang_vel_error", "fall_rate")})
+    return out
 
 
-def record(run_dir: Path, worlds_per_command: int = 4, seconds: float = 2.0, seed: int = 2,
-           checkpoint: Path | None = None) -> dict:
-    """Observations, actions and the raw robot state behind each observation, for the deploy runtime to replay
-    (`pg_robotics.deploy.replay`). Arrays are (steps, worlds, ...); the quaternion is stored x, y, z, w (ROS)."""
-    import numpy as np
-
-    env, policy, commands, _, _ = fixed_command_setup(run_dir, COMMANDS, worlds_per_command, seconds, seed,
-                                                      checkpoint)
+def record(run_dir: Path, checkpoint: Path | None = None, worlds: int = 4, seconds: float = 2.0,
+           seed: int = 2) -> dict:
+    """What the policy saw and did, for the deploy runtime to replay (`pg_robotics.deploy.replay`): arrays
+    (steps, worlds, ...) with `obs` (the policy's flat input) and `actions`, plus
+    - locomotion (`worlds` per eval command, `seconds` each): the raw robot state behind each observation
+      (joint positions and velocities, quaternion x, y, z, w as in ROS, angular velocity, command, last action)
+      and `joint_names`;
+    - goal tasks (one episode in each of `worlds` worlds): each named input (`observation`, `desired_goal`)."""
+    if runs.read_recipe(run_dir).kind == "goal":
+        agent = runs.load_agent(run_dir, checkpoint, worlds, seed)
+        try:
+            ep, _ = run_episode(agent.env, agent.act, agent.env.reset())
+        finally:
+            agent.close()
+        steps = lambda x: x.transpose(0, 1).double().numpy()  # noqa: E731  (N, T, D) -> (T, N, D)
+        observation, goal = steps(ep["obs"][:, :-1]), steps(ep["goal"])
+        return {"observation": observation, "desired_goal": goal, "actions": steps(ep["actions"]),
+                "obs": np.concatenate([observation, goal], axis=-1)}
+    agent, commands = fixed_command_agent(run_dir, COMMANDS, worlds, seconds, seed, checkpoint)
+    env = agent.env
     keys = ("obs", "actions", "joint_pos", "joint_vel", "orientation_xyzw", "angular_velocity", "command",
             "last_action")
     out: dict[str, list] = {k: [] for k in keys}
     obs = env.observations()
     for _ in range(int(round(seconds / env.dt))):
         s = env.state
-        actions = policy(obs)
+        actions = agent.act(obs)
         for key, value in (("obs", obs["policy"]), ("actions", actions), ("joint_pos", s.joint_pos),
                            ("joint_vel", s.joint_vel), ("orientation_xyzw", s.base_quat[:, [1, 2, 3, 0]]),
                            ("angular_velocity", s.base_ang_vel), ("command", s.command),
@@ -159,7 +185,7 @@ def record(run_dir: Path, worlds_per_command: int = 4, seconds: float = 2.0, see
         env.step(actions)
         env.commands[:] = commands
         obs = env.observations()  # a world reset inside step drew a random command; observe the fixed one
-    env.close()
+    agent.close()
     result = {k: np.stack(v) for k, v in out.items()}
     result["joint_names"] = np.array(env.joint_names)
     return result

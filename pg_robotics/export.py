@@ -1,12 +1,18 @@
-"""`pgr export`: a run's deterministic policy as ONNX (normalizer inside the graph) with the metadata contract of
-ARCHITECTURE.md, checked before it is written:
+"""Export, one path for every algorithm and task kind: a run's deterministic policy (the learner's
+`inference_module()`: normalizers inside the graph) as ONNX with the deploy contract of docs/architecture.md in its
+metadata, checked before it is written:
 
 1. the contract validates through the deploy runtime (`pg_robotics.deploy.Policy.load`);
-2. torch and onnxruntime agree on 1,000 random and 1,000 recorded observations (max abs difference <= 1e-5);
-3. raw robot states recorded in simulation, replayed through the deploy runtime's observation builder with the
-   joints in shuffled order, give the simulator's actions (max abs difference <= 1e-4).
+2. torch and onnxruntime agree on 1,000 random and 1,000 recorded inputs (max abs difference <= 1e-5);
+3. what the policy saw in simulation, replayed through the deploy runtime, gives the simulator's actions (max abs
+   difference <= 1e-4): raw robot states through the observation builder with the joints in shuffled order
+   (joint_position policies), or the named input vectors through the VectorController (goal-conditioned policies).
 
-A model that fails a check is not written."""
+A model that fails a check is not written.
+
+    from pg_robotics.export import export
+    export("runs/quadruped-flat/2026-11-21_11-18-00")["replay_action_max_abs_diff"]
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ import torch
 import yaml
 from torch import nn
 
+from pg_robotics import runs
 from pg_robotics.deploy import SCHEMA_VERSION
-from pg_robotics.envs import ConfigError, make, task_spec
+from pg_robotics.envs import ConfigError, task_spec
 
 ONNX_TOLERANCE = 1e-5
 REPLAY_TOLERANCE = 1e-4
@@ -31,41 +38,35 @@ class ExportError(ConfigError):
     """The exported model failed its own checks; nothing was written."""
 
 
-class DeterministicPolicy(nn.Module):
-    """obs -> actions: the observation normalizer followed by the actor's mean."""
-
-    def __init__(self, normalizer: nn.Module, actor: nn.Module):
-        super().__init__()
-        self.normalizer, self.actor = normalizer, actor
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.normalizer(obs))
-
-
-def metadata(task: str, task_cfg, git_commit: str) -> dict:
+def contract(agent: runs.Agent, git_commit: str) -> dict:
     """The contract values, read from the task exactly as it ran in simulation."""
-    env = make(task, 1, cfg=task_cfg)
-    try:
-        c = task_cfg.commands
-        terms = []
-        for name, dim in env.observation_layout["policy"]:
-            term = getattr(task_cfg.observations, name)
-            scale = term.scale if isinstance(term.scale, list) else [term.scale] * dim
-            terms.append({"name": name, "dim": dim, "scale": [float(v) for v in scale], "clip": float(term.clip),
-                          "history": 1})
-        return {
-            "schema_version": SCHEMA_VERSION, "task": task, "robot": task_spec(task).robot,
+    env, recipe = agent.env, agent.recipe
+    common = {"schema_version": SCHEMA_VERSION, "task": recipe.task, "robot": task_spec(recipe.task).robot,
+              "control_dt": float(env.dt), "git_commit": git_commit}
+    if recipe.kind == "goal":  # kind "vector": the policy's named inputs -> action in the actor's [-1, 1]
+        dims, n = env.observation_dims, env.num_actions
+        return {**common, "kind": "vector",
+                "observation_terms": [{"name": "observation", "dim": dims["observation"]},
+                                      {"name": "desired_goal", "dim": dims["desired_goal"]}],
+                "action_names": list(getattr(env, "action_names", [f"a{i}" for i in range(n)])),
+                "action_low": [-1.0] * n, "action_high": [1.0] * n,
+                "safe_action": [float(v) for v in getattr(env, "safe_action", [0.0] * n)],
+                "task_params": dict(getattr(env, "deploy_params", {}))}
+    cfg, c = recipe.task_cfg, recipe.task_cfg.commands
+    terms = []
+    for name, dim in env.observation_layout["policy"]:
+        term = getattr(cfg.observations, name)
+        scale = term.scale if isinstance(term.scale, list) else [term.scale] * dim
+        terms.append({"name": name, "dim": dim, "scale": [float(v) for v in scale], "clip": float(term.clip),
+                      "history": 1})
+    return {**common, "kind": "joint_position",
             "joint_names": list(env.joint_names), "default_joint_pos": env.default_joint_pos.tolist(),
-            "action_scale": float(task_cfg.robot.action_scale), "action_clip": float(task_cfg.robot.action_clip),
+            "action_scale": float(cfg.robot.action_scale), "action_clip": float(cfg.robot.action_clip),
             "kp": [float(v) for v in env.kp], "kd": [float(v) for v in env.kd],
             "torque_limits": env.torque_limits.tolist(), "joint_pos_limits": env.joint_pos_limits.tolist(),
-            "control_dt": float(env.dt), "observation_terms": terms,
-            "command_names": ["lin_vel_x", "lin_vel_y", "ang_vel_yaw"],
+            "observation_terms": terms, "command_names": ["lin_vel_x", "lin_vel_y", "ang_vel_yaw"],
             "command_ranges": [list(map(float, c.lin_vel_x)), list(map(float, c.lin_vel_y)),
-                               list(map(float, c.ang_vel_yaw))],
-            "git_commit": git_commit}
-    finally:
-        env.close()
+                               list(map(float, c.ang_vel_yaw))]}
 
 
 def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str) -> None:
@@ -101,11 +102,6 @@ def check_against_torch(model: nn.Module, run, inputs: dict[str, torch.Tensor], 
     return report
 
 
-def run_commit(run_dir: Path) -> str:
-    """The git commit a run was trained at (from its config.yaml)."""
-    return str(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()).get("git_commit", "unknown"))
-
-
 def publish(tmp_onnx: Path, out: Path, meta: dict) -> Path:
     """Write the sidecar YAML beside `tmp_onnx`, then move both into place by rename; returns the sidecar's path."""
     sidecar = out.with_suffix(".yaml")
@@ -117,43 +113,41 @@ def publish(tmp_onnx: Path, out: Path, meta: dict) -> Path:
 
 
 def export(run_dir: Path, out: Path | None = None, checkpoint: Path | None = None) -> dict:
+    """The run's deterministic policy (any algorithm) as `out` (default RUN_DIR/policy.onnx) + sidecar YAML,
+    written only after the checks of the module docstring pass. Returns the checks' figures."""
     from pg_robotics.deploy import Policy
     from pg_robotics.deploy.replay import replay
-    from pg_robotics.evaluate import load_policy, record
-    from pg_robotics.ppo import PPO
+    from pg_robotics.deploy.vector import replay_vector
+    from pg_robotics.evaluate import record
 
     run_dir = Path(run_dir)
-    task, task_cfg, algo_cfg, _, state, ckpt = load_policy(run_dir, checkpoint)
+    agent = runs.load_agent(run_dir, checkpoint)
+    try:
+        meta = contract(agent, runs.run_commit(run_dir))
+        model = agent.learner.inference_module()
+    finally:
+        agent.close()
+    ckpt, vector = agent.checkpoint, meta["kind"] == "vector"
     out = Path(out) if out else run_dir / "policy.onnx"
-    git_commit = run_commit(run_dir)
-    meta = metadata(task, task_cfg, git_commit)
-    num_obs = sum(t["dim"] * t["history"] for t in meta["observation_terms"])
-    num_critic_obs = state["algorithm"]["policy"]["critic.0.weight"].shape[1]
-    ppo = PPO(algo_cfg, num_obs, num_critic_obs, len(meta["joint_names"]), 1)
-    ppo.load_state_dict(state["algorithm"])
-    model = DeterministicPolicy(ppo.obs_normalizer, ppo.policy.actor).eval()
-
+    rec = record(run_dir, ckpt, worlds=20) if vector else record(run_dir, ckpt, worlds=6, seconds=0.6)
+    num_obs = rec["obs"].shape[-1]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_onnx = Path(tmp) / out.name
-        write_onnx(model, num_obs, meta, tmp_onnx, f"pg_robotics policy for {task} from {ckpt}")
-
+        write_onnx(model, num_obs, meta, tmp_onnx, f"pg_robotics policy for {agent.recipe.task} from {ckpt}")
         policy = Policy.load(tmp_onnx)  # validates the contract the way a robot will
         gen = torch.Generator().manual_seed(0)
-        rec = record(run_dir, worlds_per_command=6, seconds=0.6, checkpoint=ckpt)  # 6 x 6 worlds x 30 steps
         recorded = torch.from_numpy(rec["obs"].reshape(-1, num_obs)[:1000]).float()
         random = torch.randn(1000, num_obs, generator=gen) * 3.0
-        report = {"onnx": str(out), "checkpoint": str(ckpt), "num_obs": num_obs,
-                  "num_actions": len(meta["joint_names"])}
+        report = {"onnx": str(out), "checkpoint": str(ckpt), "kind": meta["kind"], "num_obs": num_obs,
+                  "num_actions": policy.spec.num_actions}
         report.update(check_against_torch(model, policy, {"random": random, "recorded": recorded}, out))
-        check = replay(policy, rec, shuffle_seed=0)
-        report["replay_samples"] = check["samples"]
-        report["replay_obs_max_abs_diff"] = check["obs_max_abs_diff"]
-        report["replay_action_max_abs_diff"] = check["action_max_abs_diff"]
+        check = replay_vector(policy, rec) if vector else replay(policy, rec, shuffle_seed=0)
+        report.update({f"replay_{k}": v for k, v in check.items()})
         if not check["action_max_abs_diff"] <= REPLAY_TOLERANCE:
-            raise ExportError(f"export: the deploy runtime's actions on recorded sim states differ by "
-                              f"{check['action_max_abs_diff']:.2e} (tolerance {REPLAY_TOLERANCE:g}); observation "
-                              f"difference {check['obs_max_abs_diff']:.2e}; {out} not written")
+            raise ExportError(f"export: the deploy runtime's actions on recorded sim {'inputs' if vector else 'states'}"
+                              f" differ by {check['action_max_abs_diff']:.2e} (tolerance {REPLAY_TOLERANCE:g}); "
+                              f"{out} not written")
         sidecar = publish(tmp_onnx, out, meta)
     report["sidecar"] = str(sidecar)
     return report

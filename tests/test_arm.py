@@ -236,7 +236,8 @@ ARM_TINY = [*TINY, "--set", "task.sim.nthread=1"]  # not for gym:<id> tasks, who
 def test_pgr_train_eval_export_play_a_goal_run(tmp_path):
     import onnxruntime as ort
 
-    from pg_robotics.goal_policy import load_agent
+    from pg_robotics.deploy import VectorController
+    from pg_robotics.runs import load_agent
 
     run = tmp_path / "run"
     result = pgr("train", "arm-reach", "--max-iterations", "4", "--run-dir", str(run), *ARM_TINY)
@@ -268,19 +269,31 @@ def test_pgr_train_eval_export_play_a_goal_run(tmp_path):
     result = pgr("export", str(run), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["num_obs"] == 13 and report["num_actions"] == 4
+    assert report["num_obs"] == 13 and report["num_actions"] == 4 and report["kind"] == "vector"
     assert report["onnx_max_abs_diff_random"] <= 1e-5 and report["onnx_max_abs_diff_recorded"] <= 1e-5
+    # the deploy runtime replayed 20 recorded episodes of named inputs and gave the simulator's actions
+    assert report["replay_samples"] == 1000 and report["replay_action_max_abs_diff"] <= 1e-4
+    assert report["replay_bad_input"] == 0
     meta = yaml.safe_load((run / "policy.yaml").read_text())
-    assert meta["kind"] == "goal" and meta["action_names"] == ["dx", "dy", "dz", "gripper"]
-    assert [t["dim"] for t in meta["observation_terms"]] == [10, 3] and meta["distance_threshold"] == 0.05
+    assert meta["kind"] == "vector" and meta["action_names"] == ["dx", "dy", "dz", "gripper"]
+    assert [t["dim"] for t in meta["observation_terms"]] == [10, 3]
+    assert meta["task_params"]["distance_threshold"] == 0.05 and meta["safe_action"] == [0.0, 0.0, 0.0, -1.0]
     session = ort.InferenceSession(str(run / "policy.onnx"), providers=["CPUExecutionProvider"])
-    env, agent, _, _ = load_agent(run, num_envs=3)
-    obs = env.reset()
-    env.close()
+    agent = load_agent(run, num_envs=3)
+    obs = agent.env.reset()
+    agent.close()
     x = torch.cat([obs["observation"], obs["desired_goal"]], dim=1).numpy()
     actions = session.run(None, {"obs": x[:1]})[0]
     assert actions.shape == (1, 4) and np.abs(actions).max() <= 1
-    assert np.abs(session.run(None, {"obs": x})[0] - agent.act_inference(obs).numpy()).max() < 1e-5
+    assert np.abs(session.run(None, {"obs": x})[0] - agent.act(obs).numpy()).max() < 1e-5
+    # the robot side: named inputs in, a bounded action out; bad input gives the safe action and is counted
+    ctl = VectorController.load(run / "policy.onnx")
+    action = ctl.step({"observation": obs["observation"][0].numpy(), "desired_goal": obs["desired_goal"][0].numpy()})
+    assert np.abs(action - agent.act(obs)[0].numpy()).max() < 1e-5
+    assert ctl.step({"observation": [float("nan")] * 10, "desired_goal": [0.0] * 3}).tolist() == [0, 0, 0, -1]
+    assert ctl.step({"observation": [0.0] * 9, "desired_goal": [0.0] * 3}).tolist() == [0, 0, 0, -1]
+    assert ctl.step({"desired_goal": [0.0] * 3}).tolist() == [0, 0, 0, -1]
+    assert ctl.counters["bad_input"] == 3 and ctl.counters["steps"] == 4
     wild = session.run(None, {"obs": (x * 1e4).astype(np.float32)})[0]
     assert np.isfinite(wild).all() and np.abs(wild).max() <= 1
 
@@ -316,7 +329,8 @@ def test_goal_run_resume_continues_bit_identically(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "arm-push", "--algo", "ppo"], "algo: arm-push is a goal task with a sparse reward; train it with ddpg_her"),
+    (["train", "arm-push", "--algo", "ppo"], "algo: arm-push is a goal task with a sparse reward; ppo needs a "
+                                             "dense-reward task (train it with ddpg_her)"),
     (["train", "quadruped-flat", "--algo", "ddpg_her"], "algo: ddpg_her needs a goal task"),
     (["train", "arm-push", "--set", "algorithm.her_strategy=bogus"], "algorithm: her_strategy: unknown 'bogus'"),
     (["train", "arm-push", "--set", "algorithm.gamma=1.0"], "algorithm: gamma: must be in (0, 1)"),
@@ -339,11 +353,21 @@ def test_bad_algo_choice_is_an_argparse_error():
     assert result.returncode == 2 and "--algo: invalid choice: 'sac'" in result.stderr
 
 
-def test_goal_run_eval_refuses_locomotion_only_flags(tmp_path):
+def test_goal_run_eval_over_all_checkpoints_and_record(tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "arm-reach", "--max-iterations", "2", "--run-dir", str(run), *ARM_TINY]) == 0
-    result = pgr("eval", str(run), "--all-checkpoints")
-    assert result.returncode == 2 and "--all-checkpoints/--record: for locomotion runs" in result.stderr
+    assert main(["train", "arm-reach", "--max-iterations", "4", "--run-dir", str(run), *ARM_TINY]) == 0
+    result = pgr("eval", str(run), "--all-checkpoints", "--episodes", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    r = json.loads(result.stdout)
+    assert [c["iteration"] for c in r["checkpoints"]] == [2, 4] and "criterion" not in r
+    assert all(0 <= c["success_rate"] <= 1 and c["episodes"] == 4 for c in r["checkpoints"])
+    record = tmp_path / "rec.npz"
+    result = pgr("eval", str(run), "--episodes", "4", "--record", str(record))
+    assert result.returncode == 0, result.stderr
+    with np.load(record) as rec:  # one episode of 4 worlds: the named inputs and the actions taken
+        assert rec["observation"].shape == (50, 4, 10) and rec["desired_goal"].shape == (50, 4, 3)
+        assert rec["actions"].shape == (50, 4, 4) and rec["obs"].shape == (50, 4, 13)
+        assert np.abs(rec["actions"]).max() <= 1
 
 
 # ---- gymnasium adapter ---------------------------------------------------------------------------------------------

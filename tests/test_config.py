@@ -75,17 +75,17 @@ def test_yaml_loading_and_overrides(tmp_path):
 def test_shipped_recipes_validate():
     from pathlib import Path
 
-    from pg_robotics.train import ALGOS, resolve_recipe
+    from pg_robotics import algorithms
+    from pg_robotics.recipe import CONFIGS, make_recipe
 
-    recipes = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
-    assert len(recipes) >= 4
+    recipes = sorted(CONFIGS.glob("*.yaml"))
+    assert CONFIGS == (Path(__file__).parent.parent / "configs").resolve() and len(recipes) >= 4
     for path in recipes:  # configs/<task>_<algo>.yaml, validated against its own task and algorithm
-        algo = next(a for a in ALGOS if path.stem.endswith("_" + a))
+        algo = next(a for a in algorithms.names() if path.stem.endswith("_" + a))
         task = path.stem[:-len(algo) - 1].replace("_", "-")
-        recipe = load_yaml(path)
-        assert recipe.get("algo", algo) == algo
-        task_cfg, _, runner_cfg = resolve_recipe(task, recipe, {})
-        assert task_cfg.sim.decimation >= 1 and runner_cfg.num_envs >= 1
+        assert load_yaml(path).get("algo", algo) == algo
+        recipe = make_recipe(task, algo, file=path)
+        assert recipe.algo == algo and recipe.task_cfg.sim.decimation >= 1 and recipe.runner.num_envs >= 1
 
 
 def test_set_overrides_merge_into_a_recipe_at_every_depth(tmp_path):

@@ -47,7 +47,7 @@ def test_export_checks_itself_and_writes_the_contract(exported):
     assert report["replay_action_max_abs_diff"] <= 1e-4 and report["replay_samples"] >= 1000
     proto = onnx.load(str(run / "policy.onnx"))
     meta = decode({p.key: p.value for p in proto.metadata_props})
-    assert meta["schema_version"] == 1 and meta["task"] == "quadruped-flat" and meta["robot"] == "go1"
+    assert meta["schema_version"] == 2 and meta["kind"] == "joint_position" and meta["task"] == "quadruped-flat" and meta["robot"] == "go1"
     assert len(meta["joint_names"]) == 12 and meta["control_dt"] == pytest.approx(0.02)
     assert [t["name"] for t in meta["observation_terms"]] == [
         "base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action"]
@@ -83,7 +83,7 @@ def test_states_recorded_in_sim_replay_to_the_same_actions(exported, tmp_path):
 # ---- the contract -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.pop("kp"), "kp: missing from the policy metadata"),
-    (lambda m: m.update(schema_version=99), "schema_version: this runtime reads version 1"),
+    (lambda m: m.update(schema_version=99), "schema_version: this runtime reads versions 1 to 2"),
     (lambda m: m["default_joint_pos"].__setitem__(3, math.nan), "default_joint_pos: non-finite value at index 3"),
     (lambda m: m.update(kd=m["kd"][:11]), "kd: expected 12 values (one per joint in joint_names), got 11"),
     (lambda m: m["observation_terms"][4].update(dim=13), "observation_terms[4].dim: joint_vel has 12 elements"),
@@ -367,7 +367,7 @@ def test_a_fresh_venv_without_torch_runs_the_policy(exported, tmp_path):
     run, _ = exported
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "pg_robotics", "envs", "deploy", "ros_ws/src/pg_robotics_ros"):
+    for name in ("pyproject.toml", "README.md", "pg_robotics", "envs", "deploy", "configs", "ros_ws/src/pg_robotics_ros"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

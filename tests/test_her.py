@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from pg_robotics.ddpg import DDPG, DDPGCfg
+from pg_robotics.algorithms.ddpg_her import DDPG, DDPGCfg
 from pg_robotics.envs.config import ConfigError, merge
 from pg_robotics.her import EpisodeBuffer
 from pg_robotics.networks import EmpiricalNormalizer
-from pg_robotics.offpolicy_runner import run_episode
+from pg_robotics.runners.off_policy import run_episode
 
 from goal_envs import PointGoal
 

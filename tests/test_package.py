@@ -31,8 +31,11 @@ def test_list_table_and_json():
     table = pgr("list")
     assert table.returncode == 0
     assert "quadruped-flat" in table.stdout
-    rows = json.loads(pgr("list", "--json").stdout)
-    assert {"name": "quadruped-flat", "robot": "go1", "kind": "locomotion"}.items() <= rows[0].items()
+    assert "ppo" in table.stdout and "ddpg_her" in table.stdout  # the algorithm registry's names
+    listing = json.loads(pgr("list", "--json").stdout)
+    assert {"name": "quadruped-flat", "robot": "go1", "kind": "locomotion"}.items() <= listing["tasks"][0].items()
+    assert [a["name"] for a in listing["algorithms"]] == ["ppo", "ddpg_her"]
+    assert {"runner": "off_policy", "needs": "goal"}.items() <= listing["algorithms"][1].items()
 
 
 @pytest.mark.parametrize("args, message", [

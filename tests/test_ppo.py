@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pg_robotics.networks import EmpiricalNormalizer
-from pg_robotics.ppo import PPO, PPOCfg
+from pg_robotics.algorithms.ppo import PPO, PPOCfg
 from pg_robotics.storage import RolloutStorage
 
 from point_mass import PointMass, evaluate

@@ -42,6 +42,12 @@ class ArmGoalEnv:
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.episode_steps = cfg.goal.episode_steps
         self.num_actions = 4
+        # for the deploy contract: names, the action that stops the arm where it is with the gripper closed (it
+        # drops nothing), and the figures a robot-side Cartesian driver needs to turn an action into motion
+        self.action_names = ["dx", "dy", "dz", "gripper"]
+        self.safe_action = [0.0, 0.0, 0.0, -1.0]
+        self.deploy_params = {"max_displacement": cfg.robot.max_displacement, "finger_open": cfg.robot.finger_open,
+                              "distance_threshold": cfg.goal.distance_threshold}
         self._setup_robot()
         self.t = 0
         self.goal = torch.zeros(num_envs, 3, device=self.device)

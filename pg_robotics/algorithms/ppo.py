@@ -48,7 +48,23 @@ class PPOCfg:
             raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
 
 
+class DeterministicPolicy(nn.Module):
+    """obs -> actions: the observation normalizer followed by the actor's mean (what export and eval run)."""
+
+    def __init__(self, normalizer: nn.Module, actor: nn.Module):
+        super().__init__()
+        self.normalizer, self.actor = normalizer, actor
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(self.normalizer(obs))
+
+
 class PPO:
+    @classmethod
+    def from_env(cls, cfg: PPOCfg, env, world: World = SINGLE) -> "PPO":
+        policy = env.num_obs["policy"]
+        return cls(cfg, policy, env.num_obs.get("critic", policy), env.num_actions, env.num_envs, env.device, world)
+
     def __init__(self, cfg: PPOCfg, num_obs: int, num_critic_obs: int, num_actions: int, num_envs: int,
                  device: torch.device | str = "cpu", world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, torch.device(device), world
@@ -87,6 +103,16 @@ class PPO:
     def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Deterministic actions (the mean), normalizers frozen."""
         return self.policy.act_inference(self.normalize(obs, update=False)[0])
+
+    def inference_module(self) -> nn.Module:
+        return DeterministicPolicy(self.obs_normalizer, self.policy.actor).eval()
+
+    @staticmethod
+    def inference_input(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["policy"]
+
+    def digest_module(self) -> nn.Module:
+        return self.policy
 
     def process_env_step(self, rewards: torch.Tensor, dones: torch.Tensor, info: dict) -> None:
         n = rewards.shape[0]

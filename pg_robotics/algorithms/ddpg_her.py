@@ -82,7 +82,26 @@ class Critic(nn.Module):
         return self.net(torch.cat([obs, goal, action], dim=-1)).squeeze(-1)
 
 
+class GoalPolicy(nn.Module):
+    """[observation | desired_goal] -> action in [-1, 1]: clipping, both normalizers and the actor."""
+
+    def __init__(self, agent: "DDPG"):
+        super().__init__()
+        self.obs_dim = agent.obs_normalizer.mean.shape[0]
+        self.obs_normalizer, self.goal_normalizer, self.actor = agent.obs_normalizer, agent.goal_normalizer, agent.actor
+        self.clip = float(agent.cfg.obs_clip)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.clamp(-self.clip, self.clip)
+        return self.actor(self.obs_normalizer(obs[:, :self.obs_dim]), self.goal_normalizer(obs[:, self.obs_dim:]))
+
+
 class DDPG:
+    @classmethod
+    def from_env(cls, cfg: DDPGCfg, env, world: World = SINGLE) -> "DDPG":
+        dims = env.observation_dims
+        return cls(cfg, dims["observation"], dims["desired_goal"], env.num_actions, env.device, world)
+
     def __init__(self, cfg: DDPGCfg, obs_dim: int, goal_dim: int, action_dim: int, device="cpu",
                  world: World = SINGLE):
         self.cfg, self.device, self.world, self.action_dim = cfg, torch.device(device), world, action_dim
@@ -107,6 +126,16 @@ class DDPG:
     @torch.no_grad()
     def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.actor(*self._inputs(obs["observation"], obs["desired_goal"]))
+
+    def inference_module(self) -> nn.Module:
+        return GoalPolicy(self).eval()
+
+    @staticmethod
+    def inference_input(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([obs["observation"], obs["desired_goal"]], dim=-1)
+
+    def digest_module(self) -> nn.Module:
+        return self.actor
 
     @torch.no_grad()
     def explore(self, obs: dict[str, torch.Tensor], gen: torch.Generator | None = None) -> torch.Tensor:

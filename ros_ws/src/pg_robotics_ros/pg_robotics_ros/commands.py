@@ -1,0 +1,90 @@
+"""The `pgr` commands this package brings: `pgr sim2sim` and `pgr ros policy|sim|call`. `pgr` finds them through the
+`pg_robotics.commands` entry point this package registers; pg_robotics itself never imports ROS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NODES = {"policy": ("pg_robotics_ros.policy_node", "the policy node (lifecycle)"),
+         "sim": ("pg_robotics_ros.sim_node", "the MuJoCo sim node")}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def add_parsers(sub) -> None:
+    s2s = sub.add_parser("sim2sim", help="the exported policy walks the MuJoCo sim node through ROS 2 (two processes)")
+    s2s.add_argument("--policy", type=Path, required=True, help="an exported policy.onnx")
+    s2s.add_argument("--duration", type=_positive_float, default=20.0, help="measured seconds")
+    s2s.add_argument("--rate-hz", type=_positive_float, default=50.0, help="control rate of the policy node")
+    s2s.add_argument("--cmd-vx", type=float, default=0.5)
+    s2s.add_argument("--cmd-vy", type=float, default=0.0)
+    s2s.add_argument("--cmd-wz", type=float, default=0.0)
+    s2s.add_argument("--settle", type=float, default=1.0, help="seconds after the soft start before measuring")
+    s2s.add_argument("--push-interval", type=float, default=0.0, help="push the robot every N seconds (0: never)")
+    s2s.add_argument("--eval", type=Path, metavar="EVAL.json", help="`pgr eval --out` result to compare with")
+    s2s.add_argument("--log-dir", type=Path, help="node logs (default: beside the policy, sim2sim_logs/)")
+    s2s.add_argument("--json", action="store_true")
+    s2s.set_defaults(handler=sim2sim_command)
+
+    ros = sub.add_parser("ros", help="start a ROS 2 node, or call one (no ros2 CLI needed)")
+    rsub = ros.add_subparsers(dest="ros", required=True)
+    for name, text in NODES.items():  # `raw` hands their arguments to the node unparsed
+        rsub.add_parser(name, help=f"run {text[1]}; takes --ros-args -p name:=value --params-file FILE")
+    call = rsub.add_parser("call", help="a lifecycle transition or the e-stop of the policy node")
+    call.add_argument("action", choices=("configure", "activate", "deactivate", "cleanup", "shutdown", "estop"))
+    call.add_argument("--node", default="policy_node")
+    call.add_argument("--timeout", type=_positive_float, default=10.0)
+    ros.set_defaults(handler=call_command)
+
+
+def raw(argv: list[str]) -> int | None:
+    """`pgr ros policy|sim --ros-args ...`: the node parses its own arguments (argparse would take them)."""
+    if len(argv) >= 2 and argv[0] == "ros" and argv[1] in NODES:
+        module = NODES[argv[1]][0]
+        return __import__(module, fromlist=["main"]).main([module, *argv[2:]])
+    return None
+
+
+def sim2sim_command(args) -> None:
+    from pg_robotics.envs import ConfigError
+
+    if not args.policy.is_file():
+        raise ConfigError(f"--policy: no file {args.policy}")
+    if args.eval is not None and not args.eval.is_file():
+        raise ConfigError(f"--eval: no file {args.eval}")
+    from pg_robotics_ros.sim2sim import Sim2SimError, compare_with_eval, sim2sim
+
+    try:
+        result = sim2sim(args.policy, args.duration, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
+                         settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir)
+        if args.eval:
+            result.update(compare_with_eval(result, args.eval))
+    except Sim2SimError as exc:
+        print(f"pgr sim2sim: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:<22} {value}")
+
+
+def call_command(args) -> None:
+    from pg_robotics_ros.call import CallError, call
+
+    try:
+        print(call(args.node, args.action, args.timeout))
+    except CallError as exc:
+        print(f"pgr ros call: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
