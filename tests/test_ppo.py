@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pg_robotics.networks import EmpiricalNormalizer
 from pg_robotics.algorithms.ppo import PPO, PPOCfg
+from pg_robotics.networks import EmpiricalNormalizer
 from pg_robotics.storage import RolloutStorage
 
 from point_mass import PointMass, evaluate
@@ -69,3 +69,31 @@ def test_ppo_learns_to_drive_a_point_mass_home():
     # measured: doing nothing scores -36.4, a hand-tuned PD controller -7.8; PPO here reaches about -8.3
     assert before < -25
     assert after > -11, (before, after, stats)
+
+
+def test_the_runner_trains_an_env_without_constraints_or_episode_terms(tmp_path):
+    """The runner logs what the env's info offers: a task without CaT (no cat_delta), per-term episode sums or
+    divergence counts trains and writes its run directory all the same."""
+    import json
+
+    from pg_robotics.recipe import make_recipe
+    from pg_robotics.runners.on_policy import OnPolicyRunner
+
+    class Plain(PointMass):
+        def step(self, actions):
+            obs, reward, done, info = super().step(actions)
+            return obs, reward, done, {"time_outs": info["time_outs"]}
+
+        def state_dict(self):  # what a checkpoint keeps of the worlds
+            return {"pos": self.pos, "vel": self.vel, "t": self.t}
+
+    env = Plain(num_envs=16)
+    recipe = make_recipe("quadruped-flat", overrides={
+        "runner": {"max_iterations": 3, "save_interval": 2},
+        "algorithm": {"num_steps_per_env": 50, "actor_hidden": [8], "critic_hidden": [8]}})
+    runner = OnPolicyRunner(env, recipe, PPO.from_env(recipe.algorithm, env), tmp_path)
+    last = runner.learn(progress=False)
+    assert last["iteration"] == 3 and last["cat_delta_mean"] == 0.0 and last["diverged_worlds"] == 0.0
+    assert last["mean_episode_length_s"] == pytest.approx(5.0)  # 50 steps of 0.1 s, every episode a time-out
+    assert json.loads((tmp_path / "summary.json").read_text())["iteration"] == 3
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["model_2.pt", "model_3.pt"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pg_robotics.cli import main
+from pg_robotics.envs import ConfigError
 from pgr_cli import pgr
 
 SMALL = ["--num-envs", "8", "--no-progress", "--set", "algorithm.num_steps_per_env=8",
@@ -110,3 +111,73 @@ def test_resume_continues_bit_identically(tmp_path):
         assert torch.equal(value, b["algorithm"]["policy"][key]), key
     assert torch.equal(a["env"]["sim"]["state"], b["env"]["sim"]["state"])
     assert torch.equal(a["obs"]["policy"], b["obs"]["policy"])
+
+
+def test_python_api_trains_resumes_evaluates_and_exports(tmp_path):
+    from pg_robotics.evaluate import evaluate
+    from pg_robotics.export import export
+    from pg_robotics.recipe import make_recipe
+    from pg_robotics.train import train
+
+    run = tmp_path / "run"
+    overrides = {"runner": {"num_envs": 8, "max_iterations": 2, "save_interval": 1},
+                 "algorithm": {"num_steps_per_env": 8, "actor_hidden": [16], "critic_hidden": [16]}}
+    recipe = make_recipe("quadruped-flat", overrides=overrides)
+    assert (recipe.algo, recipe.kind, recipe.algorithm.num_epochs) == ("ppo", "locomotion", 3)  # the shipped YAML
+    summary = train(recipe, run_dir=run, progress=False)
+    assert summary["iteration"] == 2 and summary["total_env_steps"] == 2 * 8 * 8 and summary["run_dir"] == str(run)
+    summary = train(resume=run, overrides={"runner": {"max_iterations": 3}}, progress=False)
+    assert summary["iteration"] == 3
+    result = evaluate(run, episodes=1, seconds=1.5)
+    assert result["iteration"] == 3 and len(result["per_command"]) == 6
+    report = export(run)
+    assert report["kind"] == "joint_position" and report["replay_action_max_abs_diff"] <= 1e-4
+    with pytest.raises(ConfigError, match="this run was trained with ppo"):
+        train(resume=run, overrides={"algo": "ddpg_her"}, progress=False)
+
+
+def test_train_help_lists_the_registry():
+    from pg_robotics import algorithms
+
+    text = pgr("train", "--help").stdout
+    assert all(name in text for name in algorithms.names())
+
+
+def test_sigterm_stops_at_an_iteration_boundary_and_the_run_resumes_exactly(tmp_path):
+    """SIGTERM (as a cluster scheduler sends it) finishes the iteration, saves, exits 143; resuming from that
+    checkpoint gives the same parameters as a run that never stopped. A second signal is not needed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    args = ["train", "quadruped-flat", "--run-dir", str(run), *SMALL, "--set", "runner.save_interval=100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", *args, "--max-iterations", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(run.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # a few iterations in
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "SIGTERM: finishing this iteration" in err and "stopped by SIGTERM (checkpoint saved)" in err
+    (ckpt,) = (run / "checkpoints").glob("model_*.pt")
+    n = int(ckpt.stem.split("_")[1])
+    state = torch.load(ckpt, weights_only=True)
+    assert n >= 1 and state["iteration"] == n and len(json.loads(state["history"])) == n
+    assert json.loads((run / "summary.json").read_text())["iteration"] == n
+    assert not list(run.glob("**/*.tmp"))
+    events = EventAccumulator(str(run)).Reload()  # what the runner logs, diverged worlds included
+    assert {"train/diverged_worlds", "train/cat_delta_mean", "train/fps"} <= set(events.Tags()["scalars"])
+
+    straight = tmp_path / "straight"
+    assert main(["train", "quadruped-flat", "--run-dir", str(straight), *SMALL, "--max-iterations", str(n + 1)]) == 0
+    assert main(["train", "quadruped-flat", "--resume", str(run), *SMALL, "--max-iterations", str(n + 1)]) == 0
+    a = torch.load(straight / "checkpoints" / f"model_{n + 1}.pt", weights_only=True)
+    b = torch.load(run / "checkpoints" / f"model_{n + 1}.pt", weights_only=True)
+    for key, value in a["algorithm"]["policy"].items():
+        assert torch.equal(value, b["algorithm"]["policy"][key]), key
