@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 DEMO    ?= runs/demo
 MINUTES ?= 20
 
-.PHONY: setup sysdeps test demo bench clean
+.PHONY: setup sysdeps test demo bench bench-train clean
 
 setup: $(STAMP) sysdeps
 
@@ -50,5 +50,15 @@ bench: setup
 	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 1024 --seconds 10 --json
 	test ! -f $(DEMO)/policy.onnx || $(BIN)/pgr bench deploy --policy $(DEMO)/policy.onnx --json
 
+# Our PPO beside rsl_rl's (the anchor) on the same task, recipe and clock. rsl-rl-lib lives in an environment of its
+# own, never in pg_robotics' dependencies. MINUTES of training each; SEEDS=0,1,2 for the seed-to-seed spread.
+ANCHOR  := .venv-anchor
+SEEDS   ?= 0
+bench-train: setup
+	test -x $(ANCHOR)/bin/python || $(PY) -m venv $(ANCHOR)
+	$(ANCHOR)/bin/python -m pip install -q torch==2.13.0
+	$(ANCHOR)/bin/python -m pip install -q -e ".[train]" rsl-rl-lib==5.5.1
+	$(BIN)/pgr bench train --minutes $(MINUTES) --seeds $(SEEDS) --anchor-python $(ANCHOR)/bin/python --out runs/bench_train
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(ANCHOR) build *.egg-info

@@ -25,6 +25,16 @@ PLUGIN_HINTS = {"sim2sim": "pip install 'pg_robotics[ros]' (the ROS 2 package)",
                 "ros": "pip install 'pg_robotics[ros]' (the ROS 2 package)"}
 
 
+def positive_ints_or_zero(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0 separated by commas, got {text!r}") from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0, got {text!r}")
+    return values
+
+
 def _command(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -66,6 +76,14 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     dep.add_argument("--steps", type=positive_int, default=20000)
     dep.add_argument("--threads", type=positive_int, default=1, help="onnxruntime intra-op threads")
     dep.add_argument("--json", action="store_true")
+    bt = bsub.add_parser("train", help="our PPO beside rsl_rl's on quadruped-flat: same recipe and clock, every "
+                                      "snapshot judged by pgr eval (make bench-train)")
+    bt.add_argument("--minutes", type=positive_float, default=20.0, help="training time of each run")
+    bt.add_argument("--seeds", type=positive_ints_or_zero, default=[0], help="e.g. 0,1,2")
+    bt.add_argument("--anchor-python", help="python of an environment with rsl-rl-lib (default: none, ours alone)")
+    bt.add_argument("--save-interval", type=positive_int, default=25, help="iterations between snapshots")
+    bt.add_argument("--episodes", type=positive_int, default=32, help="eval worlds per command")
+    bt.add_argument("--out", type=Path, default=Path("runs/bench_train"))
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
     gym.add_argument("--num-envs", type=positive_ints, default=[16])
@@ -178,6 +196,12 @@ def cmd_bench(args) -> None:
     if args.bench == "deploy":
         _print_result(bench.bench_deploy(args.policy, args.steps, args.threads), args.json)
         return
+    if args.bench == "train":
+        from pg_robotics.bench_train import bench_train
+
+        report = bench_train(args.minutes, args.seeds, args.out, args.anchor_python, args.save_interval, args.episodes)
+        print((args.out / "compare.md").read_text() + f"plot: {args.out / 'compare.png'}")
+        return report
     if args.bench == "gym":
         for n in args.num_envs:
             _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)

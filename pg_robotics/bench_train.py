@@ -1,0 +1,246 @@
+"""`pgr bench train`: our PPO beside rsl_rl's PPO (the anchor legged_gym, Isaac Lab and mjlab train with) on
+`quadruped-flat`, on the same recipe (hyperparameters, worlds, seed), the same thread settings (1 torch thread
+while the worlds step, all cores for the update) and the same clock (`--minutes` of training each, one after the
+other), every snapshot judged by `pgr eval`'s protocol.
+
+rsl_rl is never a dependency of pg_robotics: it runs in an environment of its own (`make bench-train` builds
+`.venv-anchor` with rsl-rl-lib 5.5.1 beside this package) and its snapshots are written as our checkpoints, so that
+`pgr eval --all-checkpoints` judges both runs with the same code. CaT is applied to rsl_rl the usual way for a
+library without it: reward x (1 - delta), done = max(done, delta).
+
+Writes OUT/compare.md (table) and OUT/compare.png (errors over training time, env steps/s)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TASK = "quadruped-flat"
+RSL_RL_VERSION = "5.5.1"
+
+
+# ---- the two trainings (each in its own process) -----------------------------------------------------------------------
+def train_ours(minutes: float, seed: int, run_dir: Path, save_interval: int) -> list[str]:
+    return [sys.executable, "-m", "pg_robotics.train", TASK, "--time-budget", str(minutes), "--seed", str(seed),
+            "--run-dir", str(run_dir), "--no-progress", "--set", f"runner.save_interval={save_interval}"]
+
+
+def train_anchor(python: str, minutes: float, seed: int, run_dir: Path, save_interval: int) -> list[str]:
+    return [python, "-m", "pg_robotics.bench_train", "anchor", "--minutes", str(minutes), "--seed", str(seed),
+            "--run-dir", str(run_dir), "--save-interval", str(save_interval)]
+
+
+class RslRlEnv:
+    """Our batched env behind rsl_rl's VecEnv interface, CaT folded in as rsl_rl users do."""
+
+    def __init__(self, env):
+        import torch
+        from tensordict import TensorDict
+
+        self.env, self.TensorDict = env, TensorDict
+        self.num_envs, self.num_actions, self.device = env.num_envs, env.num_actions, env.device
+        self.max_episode_length = env.max_episode_length
+        self.episode_length_buf = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
+        self.cfg: dict = {}
+        self.obs = env.reset()
+
+    def _td(self, obs):
+        return self.TensorDict(dict(obs), batch_size=[self.num_envs])
+
+    def get_observations(self):
+        return self._td(self.obs)
+
+    def step(self, actions):
+        import torch
+
+        self.obs, reward, done, info = self.env.step(actions)
+        delta = info.get("cat_delta", torch.zeros_like(reward))
+        return (self._td(self.obs), reward * (1.0 - delta), torch.maximum(done.float(), delta),
+                {"time_outs": info["time_outs"]})
+
+
+def anchor_config(recipe) -> dict:
+    """rsl_rl's train config with our recipe's hyperparameters."""
+    a = recipe.algorithm
+    model = {"hidden_dims": None, "activation": a.activation, "obs_normalization": a.normalize_obs}
+    return {
+        "num_steps_per_env": a.num_steps_per_env, "save_interval": 10**9, "obs_groups": {"actor": ["policy"],
+                                                                                       "critic": ["critic"]},
+        "check_for_nan": False, "multi_gpu": None,
+        "actor": {**model, "class_name": "rsl_rl.models.MLPModel", "hidden_dims": a.actor_hidden,
+                  "distribution_cfg": {"class_name": "rsl_rl.modules.GaussianDistribution",
+                                       "init_std": a.init_noise_std, "std_type": "scalar"}},
+        "critic": {**model, "class_name": "rsl_rl.models.MLPModel", "hidden_dims": a.critic_hidden},
+        "algorithm": {"class_name": "rsl_rl.algorithms.PPO", "num_learning_epochs": a.num_epochs,
+                      "num_mini_batches": a.num_mini_batches, "clip_param": a.clip_param, "gamma": a.gamma,
+                      "lam": a.lam, "value_loss_coef": a.value_loss_coef, "entropy_coef": a.entropy_coef,
+                      "learning_rate": a.learning_rate, "max_grad_norm": a.max_grad_norm,
+                      "use_clipped_value_loss": a.use_clipped_value_loss, "schedule": a.schedule,
+                      "desired_kl": a.desired_kl},
+    }
+
+
+def as_our_checkpoint(runner, recipe, env, iteration: int, elapsed: float, steps: int) -> dict:
+    """rsl_rl's actor, critic and normalizers in our PPO's checkpoint layout (for `pgr eval`). Our normalizer is
+    (x - mean) / sqrt(var + eps): var is chosen so that it equals rsl_rl's (x - mean) / (std + eps)."""
+    import torch
+
+    from pg_robotics.algorithms.ppo import PPO
+
+    ppo = PPO.from_env(recipe.algorithm, env)
+    alg = runner.alg
+    with torch.no_grad():
+        for ours, theirs in ((ppo.policy.actor, alg.actor.mlp), (ppo.policy.critic, alg.critic.mlp)):
+            ours.load_state_dict(theirs.state_dict())
+        ppo.policy.log_std.copy_(alg.actor.distribution.std_param.clamp(min=1e-6).log())
+        for ours, theirs in ((ppo.obs_normalizer, alg.actor.obs_normalizer),
+                             (ppo.critic_obs_normalizer, alg.critic.obs_normalizer)):
+            if hasattr(theirs, "_mean"):
+                ours.mean.copy_(theirs._mean[0])
+                ours.var.copy_((theirs._std[0] + theirs.eps).square() - ours.eps)
+                ours.count.copy_(theirs.count)
+    return {"iteration": iteration, "total_steps": steps, "elapsed": elapsed, "world_size": 1,
+            "algorithm": ppo.state_dict(), "history": "[]", "anchor": f"rsl-rl-lib {RSL_RL_VERSION}"}
+
+
+def anchor_main(argv: list[str]) -> int:
+    """Inside the anchor environment: rsl_rl's OnPolicyRunner on our task for `--minutes` of training time,
+    a snapshot (our checkpoint layout) every `--save-interval` iterations."""
+    import os
+
+    import torch
+    from rsl_rl.runners import OnPolicyRunner
+
+    from pg_robotics import runs
+    from pg_robotics.envs import make
+    from pg_robotics.recipe import make_recipe
+
+    p = argparse.ArgumentParser(prog="python -m pg_robotics.bench_train anchor")
+    p.add_argument("--minutes", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--save-interval", type=int, default=25)
+    args = p.parse_args(argv)
+    recipe = make_recipe(TASK, overrides={"runner": {"seed": args.seed}})
+    torch.manual_seed(args.seed)
+    env = make(TASK, recipe.runner.num_envs, seed=args.seed, cfg=recipe.task_cfg)
+    runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe), log_dir=None, device="cpu")
+    update, threads = runner.alg.update, os.cpu_count() or 1
+
+    def update_with_all_cores():  # our runner's thread settings: 1 thread stepping, all cores updating
+        torch.set_num_threads(threads)
+        try:
+            return update()
+        finally:
+            torch.set_num_threads(1)
+
+    runner.alg.update = update_with_all_cores
+    torch.set_num_threads(1)
+    runs.write_recipe(args.run_dir, recipe)
+    (args.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    iteration, elapsed, steps = 0, 0.0, 0
+    per_iteration = recipe.algorithm.num_steps_per_env * env.num_envs
+    while elapsed < args.minutes * 60:
+        start = time.perf_counter()
+        runner.learn(args.save_interval)
+        elapsed += time.perf_counter() - start
+        iteration += args.save_interval
+        steps += args.save_interval * per_iteration
+        runs.atomic_save(as_our_checkpoint(runner, recipe, env, iteration, elapsed, steps),
+                         args.run_dir / "checkpoints" / f"model_{iteration}.pt")
+        print(f"rsl_rl iteration {iteration}: {elapsed / 60:.1f} min, {steps / elapsed:.0f} env steps/s",
+              file=sys.stderr, flush=True)
+    runs.atomic_write_text(args.run_dir / "summary.json", json.dumps(
+        {"task": TASK, "anchor": f"rsl-rl-lib {RSL_RL_VERSION}", "iteration": iteration, "total_env_steps": steps,
+         "train_seconds": round(elapsed, 1)}, indent=2))
+    env.close()
+    return 0
+
+
+# ---- orchestration, evaluation, report --------------------------------------------------------------------------------
+def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str | None, save_interval: int = 25,
+                episodes: int = 32) -> dict:
+    """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report."""
+    from pg_robotics.evaluate import sweep
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
+    if anchor_python:
+        runs_by_name[f"rsl_rl {RSL_RL_VERSION}"] = []
+    for seed in seeds:
+        for name in runs_by_name:
+            run_dir = out / f"{'ours' if name == 'pg_robotics' else 'rsl_rl'}_seed{seed}"
+            cmd = (train_ours(minutes, seed, run_dir, save_interval) if name == "pg_robotics" else
+                   train_anchor(anchor_python, minutes, seed, run_dir, save_interval))  # type: ignore[arg-type]
+            if not (run_dir / "summary.json").is_file():  # a finished training is not run again
+                print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+                subprocess.run(cmd, check=True)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            result = sweep(run_dir, episodes)
+            first = result["first_meeting"]
+            runs_by_name[name].append({
+                "seed": seed, "run_dir": str(run_dir), "env_steps_per_s": round(summary["total_env_steps"] /
+                                                                                summary["train_seconds"]),
+                "first_meets_min": None if first is None else round(first["train_seconds"] / 60, 1),
+                "first_meets_iteration": None if first is None else first["iteration"],
+                "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
+                          for c in result["checkpoints"]],
+                "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
+    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "runs": runs_by_name}
+    (out / "compare.json").write_text(json.dumps(report, indent=1))
+    write_table(report, out / "compare.md")
+    plot(report, out / "compare.png")
+    return report
+
+
+def write_table(report: dict, path: Path) -> None:
+    lines = [f"| trainer | seed | env steps/s | first meets the walking criterion | final lin / ang (falls) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, rows in report["runs"].items():
+        for r in rows:
+            first = "not met" if r["first_meets_min"] is None else \
+                f"{r['first_meets_min']} min (iteration {r['first_meets_iteration']})"
+            f = r["final"]
+            lines.append(f"| {name} | {r['seed']} | {r['env_steps_per_s']:,} | {first} | {f['lin_vel_error']:.3f} / "
+                         f"{f['ang_vel_error']:.3f} ({f['fall_rate']:.3f}) |")
+        met = [r["first_meets_min"] for r in rows if r["first_meets_min"] is not None]
+        if len(met) > 1:
+            lines.append(f"| {name} | spread | | {min(met)}-{max(met)} min, median {statistics.median(met)} | |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for (name, rows), color in zip(report["runs"].items(), ("tab:blue", "tab:orange")):
+        for r in rows:
+            t, lin, ang, falls = zip(*r["curve"]) if r["curve"] else ([], [], [], [])
+            label = f"{name} seed {r['seed']}"
+            axes[0].plot(t, lin, color=color, label=label)
+            axes[1].plot(t, ang, color=color, label=label)
+            axes[2].plot(t, falls, color=color, label=label)
+    for ax, title, limit in zip(axes, ("lin_vel_error (m/s)", "ang_vel_error (rad/s)", "fall_rate"),
+                                (0.10, 0.15, 0.0)):
+        ax.axhline(limit, color="gray", linestyle="--", linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("training time (min)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m pg_robotics.bench_train anchor ... (inside the anchor environment)
+    if sys.argv[1:2] != ["anchor"]:
+        sys.exit("usage: python -m pg_robotics.bench_train anchor --minutes M --run-dir DIR [--seed S]")
+    sys.exit(anchor_main(sys.argv[2:]))

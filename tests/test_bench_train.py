@@ -1,0 +1,37 @@
+"""`pgr bench train`'s parts that run without rsl_rl: the anchor's config mirrors our recipe, and the report."""
+
+import json
+
+from pg_robotics.bench_train import anchor_config, plot, write_table
+from pg_robotics.recipe import make_recipe
+
+
+def test_the_anchor_trains_with_our_recipe():
+    recipe = make_recipe("quadruped-flat")
+    cfg, a = anchor_config(recipe), recipe.algorithm
+    alg = cfg["algorithm"]
+    assert (alg["num_learning_epochs"], alg["num_mini_batches"], alg["learning_rate"], alg["desired_kl"]) == \
+        (a.num_epochs, a.num_mini_batches, a.learning_rate, a.desired_kl) == (3, 4, 1e-3, 0.01)
+    assert cfg["num_steps_per_env"] == a.num_steps_per_env == 24
+    assert cfg["actor"]["hidden_dims"] == a.actor_hidden and cfg["critic"]["hidden_dims"] == a.critic_hidden
+    assert cfg["actor"]["obs_normalization"] is a.normalize_obs is True
+    assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
+
+
+def test_the_report_table_and_plot(tmp_path):
+    def run(seed, first):
+        return {"seed": seed, "env_steps_per_s": 12000 + seed, "first_meets_min": first,
+                "first_meets_iteration": None if first is None else 300,
+                "curve": [(1.0, 0.3, 0.2, 0.1), (9.8, 0.08, 0.05, 0.0)],
+                "final": {"lin_vel_error": 0.056, "ang_vel_error": 0.041, "fall_rate": 0.0}}
+
+    report = {"task": "quadruped-flat", "minutes": 20, "seeds": [0, 1],
+              "runs": {"pg_robotics": [run(0, 9.8), run(1, 12.0)], "rsl_rl 5.5.1": [run(0, None), run(1, 9.0)]}}
+    write_table(report, tmp_path / "compare.md")
+    table = (tmp_path / "compare.md").read_text()
+    assert "| pg_robotics | 0 | 12,000 | 9.8 min (iteration 300) | 0.056 / 0.041 (0.000) |" in table
+    assert "| rsl_rl 5.5.1 | 0 | 12,000 | not met |" in table
+    assert "| pg_robotics | spread | | 9.8-12.0 min, median 10.9 | |" in table
+    plot(report, tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").stat().st_size > 5000
+    json.dumps(report)
