@@ -1,4 +1,4 @@
-"""Batched simulation: backends, robot assets and tasks. Installs as ``pg_robotics.envs``.
+"""Batched simulation: backends, robots (MJCF + preset), scenes and tasks. Installs as ``pg_robotics.envs``.
 
 The task registry below is the one explicit registry of the project. Importing this package does not import
 torch or mujoco; `make` does.

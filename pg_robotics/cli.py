@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="task config override: task.KEY=VALUE")
     sim.add_argument("--json", action="store_true", help="print one JSON object per num-envs")
 
+    scene = sub.add_parser("scene", help="save the MuJoCo scene a task composes (robot + ground + actuators + sensors)")
+    scene.add_argument("--task", type=_task_name, default="quadruped-flat")
+    scene.add_argument("--config", help="a recipe YAML whose task: section overrides the task defaults")
+    scene.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. task.robot=my_robot.yaml")
+    scene.add_argument("--out", required=True, help="the MJCF file to write")
+
     train = sub.add_parser("train", help="train a policy on a task (PPO for locomotion, DDPG+HER for goal tasks)")
     train.add_argument("task", type=_task_name, help="a registered task, or gym:<id> for a gymnasium GoalEnv")
     train.add_argument("--algo", choices=("ppo", "ddpg_her"), help="default: ppo for locomotion, ddpg_her for goals")
@@ -225,6 +231,12 @@ def cmd_bench(args) -> None:
         result = bench.bench_sim(args.task, args.backend, n, args.seconds, seed=args.seed, device=args.device,
                                  overrides=overrides, progress=not args.json and sys.stderr.isatty())
         _print_result(result, args.json)
+
+
+def cmd_scene(args) -> None:
+    from pg_robotics.envs.scene import save
+
+    print(save(args.task, task_overrides(args.config, args.set), args.out))
 
 
 def run_algo(run_dir: str) -> str:
@@ -387,7 +399,7 @@ def run_node(name: str, ros_args: list[str]) -> int:
     return __import__(module, fromlist=["main"]).main([module, *ros_args])
 
 
-COMMANDS = {"list": cmd_list, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
+COMMANDS = {"list": cmd_list, "bench": cmd_bench, "scene": cmd_scene, "train": cmd_train, "eval": cmd_eval, "play": cmd_play,
             "export": cmd_export, "sim2sim": cmd_sim2sim, "ros": cmd_ros}
 
 

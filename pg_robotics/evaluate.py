@@ -43,7 +43,8 @@ def fixed_command_setup(run_dir: Path, commands, worlds_per_command: int, second
 
     task, task_cfg, algo_cfg, _, state, ckpt = load_policy(run_dir, checkpoint)
     task_cfg = merge(task_cfg, {"commands": {"resampling_time_s": 1e9}, "observations": {"add_noise": False},
-                                "randomization": {"push_interval_s": 0.0, "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0},
+                                "randomization": {"push": {"interval_s": 0.0}, "joint_pos_scale": {"params": {"range": [1.0, 1.0]}},
+                                                  "base_velocity": {"params": {"max": 0.0}}},
                                 "sim": {"episode_length_s": seconds}})
     torch.set_num_threads(1)
     cmd = torch.tensor(commands, dtype=torch.float32, device=device).repeat_interleave(worlds_per_command, dim=0)
@@ -85,7 +86,7 @@ def evaluate(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: f
             ang_err += (s.base_ang_vel[:, 2] - commands[:, 2]).abs() * live
             stance += s.foot_contact * live[:, None]
             touchdowns += s.first_contact * live[:, None]
-            knees = torch.cat([s.thigh_forces, s.calf_forces], dim=1).norm(dim=-1).max(dim=1).values > 1.0
+            knees = (s.undesired_contact_forces.norm(dim=-1) > 1.0).any(dim=1)
             leg_contact += knees * live
             counted += live.float()
         alive &= ~fell

@@ -21,7 +21,7 @@ import yaml
 from torch import nn
 
 from pg_robotics.deploy import SCHEMA_VERSION
-from pg_robotics.envs import ConfigError, make, task_spec
+from pg_robotics.envs import ConfigError, make
 
 ONNX_TOLERANCE = 1e-5
 REPLAY_TOLERANCE = 1e-4
@@ -46,24 +46,7 @@ def metadata(task: str, task_cfg, git_commit: str) -> dict:
     """The contract values, read from the task exactly as it ran in simulation."""
     env = make(task, 1, cfg=task_cfg)
     try:
-        c = task_cfg.commands
-        terms = []
-        for name, dim in env.observation_layout["policy"]:
-            term = getattr(task_cfg.observations, name)
-            scale = term.scale if isinstance(term.scale, list) else [term.scale] * dim
-            terms.append({"name": name, "dim": dim, "scale": [float(v) for v in scale], "clip": float(term.clip),
-                          "history": 1})
-        return {
-            "schema_version": SCHEMA_VERSION, "task": task, "robot": task_spec(task).robot,
-            "joint_names": list(env.joint_names), "default_joint_pos": env.default_joint_pos.tolist(),
-            "action_scale": float(task_cfg.robot.action_scale), "action_clip": float(task_cfg.robot.action_clip),
-            "kp": [float(v) for v in env.kp], "kd": [float(v) for v in env.kd],
-            "torque_limits": env.torque_limits.tolist(), "joint_pos_limits": env.joint_pos_limits.tolist(),
-            "control_dt": float(env.dt), "observation_terms": terms,
-            "command_names": ["lin_vel_x", "lin_vel_y", "ang_vel_yaw"],
-            "command_ranges": [list(map(float, c.lin_vel_x)), list(map(float, c.lin_vel_y)),
-                               list(map(float, c.ang_vel_yaw))],
-            "git_commit": git_commit}
+        return {"schema_version": SCHEMA_VERSION, "task": task, **env.deploy_contract(), "git_commit": git_commit}
     finally:
         env.close()
 

@@ -46,10 +46,10 @@ class MujocoBackend(MjcfNames):
     name = "mujoco"
     device = torch.device("cpu")
 
-    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, nthread: int = 0,
+    def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, nthread: int = 0,
                  timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None):
-        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+                 opt: dict | None = None, model_path: str | Path | None = None):
+        self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         self.num_envs = num_envs
         self.decimation = decimation
         self.nthread = nthread or os.cpu_count() or 1

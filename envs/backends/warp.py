@@ -45,10 +45,10 @@ class WarpBackend(MjcfNames):
 
     name = "warp"
 
-    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda",
+    def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, device: str = "cuda",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None):
-        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+                 opt: dict | None = None, model_path: str | Path | None = None):
+        self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # Warp needs the GPU's number
             self.device = torch.device("cuda", torch.cuda.current_device())

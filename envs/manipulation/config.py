@@ -17,7 +17,7 @@ def _positive(obj, *names: str) -> None:
 
 @dataclass
 class ArmRobotCfg:
-    mjcf: str = "panda.xml"
+    preset: str = "panda"  # the robot (envs/robots/): MJCF and joint servos; the kinematics below are the Panda's
     arm_joints: list[str] = field(default_factory=lambda: [f"joint{i}" for i in range(1, 8)])
     finger_joints: list[str] = field(default_factory=lambda: ["finger_joint1", "finger_joint2"])
     object_joint: str = "object"

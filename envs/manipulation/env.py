@@ -14,11 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..assets import resolve as resolve_asset
 from ..backends import make_backend
 from ..config import ConfigError
+from ..robots import load
+from ..scene import Scene
 from .config import ArmGoalCfg
 from .kinematics import PandaKinematics, solve_ik
+from .scene import arm_scene
 
 # the gripper points down, fingers opening along the world y axis
 DOWN = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
@@ -35,8 +37,10 @@ class ArmGoalEnv:
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
         self.task = {"reach": "arm-reach", "push": "arm-push", "pick_place": "arm-pick-place"}[cfg.goal.task]
         self.has_object = cfg.goal.task != "reach"
-        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
-                                nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel)
+        self.scene = self.build_scene(cfg)
+        self.sim = make_backend(backend, self.scene.spec, num_envs, cfg.sim.decimation, device=device,
+                                model_path=self.scene.path, nthread=cfg.sim.nthread, timestep=cfg.sim.dt,
+                                max_qvel=cfg.sim.max_qvel)
         # after the backend, which checks that `device` can run here, before anything uses the device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
@@ -53,6 +57,11 @@ class ArmGoalEnv:
         obs = self.reset()
         self.observation_dims = {k: int(v.shape[1]) for k, v in obs.items()}
         self.goal_dim = 3
+
+    @staticmethod
+    def build_scene(cfg: ArmGoalCfg) -> Scene:
+        """The robot preset with its servos, the table and the box (envs/manipulation/scene.py)."""
+        return arm_scene(load(cfg.robot.preset), cfg.robot.object_half_size)
 
     # ---- set-up ------------------------------------------------------------------------------------------------
     def _setup_robot(self) -> None:
