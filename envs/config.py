@@ -12,7 +12,8 @@ Two conventions let configs hold data that is not a fixed set of fields:
 - Term sections: a dataclass with ``__terms__ = True`` holds its terms in a ``terms: dict[str, TermCfg]`` field, written
   flat beside its own fields (``rewards: {only_positive: true, torques: {weight: -2e-4}}``). A key that is not a
   field names a term: an existing one is updated, a new one must name a function of the section (its
-  ``term_names()``) or give its own ``func``; ``null`` removes a term. A scalar is the term's ``__shorthand__`` field
+  ``term_names()``) or give its own ``func``; terms are turned off, never removed (so that a saved config merged onto
+  the defaults gives back the same config). A scalar is the term's ``__shorthand__`` field
   (``torques: -2e-4`` sets the weight). A dict field of dataclasses is merged key by key the same way, and so is a
   dict field whose metadata says ``merge="update"`` (a term's `params`); other dicts (joint tables) are replaced.
 """
@@ -69,7 +70,7 @@ def merge(default: Any, data: Any, path: str = "", _depth: int = 0) -> Any:
             items = value.items() if key == "terms" and isinstance(value, dict) else [(key, value)]
             for name, term in items:
                 term_where = f"{path}.{name}" if path else str(name)
-                if name not in terms and term is not None and not (isinstance(term, dict) and term.get("func")) \
+                if name not in terms and not (isinstance(term, dict) and term.get("func")) \
                         and name not in cls.term_names():
                     known = sorted(set(fields) - {"terms"} | set(terms) | set(cls.term_names()))
                     raise ConfigError(f"{term_where}: unknown key (known: {', '.join(known)})")
@@ -102,13 +103,14 @@ def _is_dataclass_dict(hint: Any) -> bool:
 
 
 def _merge_entries(entries: dict, data: dict, cls: type, path: str) -> None:
-    """Merge the mapping `data` into `entries` (name -> dataclass of type `cls`) in place; None removes an entry."""
+    """Merge the mapping `data` into `entries` (name -> dataclass of type `cls`) in place. Entries are never
+    removed (a run's saved config, merged onto the defaults, must give back the same config): terms are turned off."""
     for name, value in data.items():
         where = f"{path}.{name}" if path else str(name)
         if value is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = merge(entries[name] if name in entries else cls(), value, where)
+            off = "weight: 0" if getattr(cls, "__shorthand__", None) == "weight" else "enabled: false"
+            raise ConfigError(f"{where}: a term is turned off, not removed: set {off}")
+        entries[name] = merge(entries[name] if name in entries else cls(), value, where)
 
 
 def convert(hint: Any, value: Any, where: str) -> Any:

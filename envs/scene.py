@@ -84,12 +84,13 @@ class Robot:
             names = [m.body(b).name for b in range(1, m.nbody)]
         elif kind == "geom":
             names = [m.geom(g).name for g in range(m.ngeom) if m.geom(g).name]
-            unnamed = sorted({m.body(int(m.geom_bodyid[g])).name for g in range(m.ngeom) if not m.geom(g).name})
+            unnamed = list(dict.fromkeys(m.body(int(m.geom_bodyid[g])).name for g in range(m.ngeom)
+                                         if not m.geom(g).name))
             if unnamed:
                 names.append(f"and unnamed ones in {', '.join(unnamed)} (name them in the MJCF, or give the body)")
         else:
             names = [m.site(s).name for s in range(m.nsite)]
-        return f"{kind}s: {', '.join(names) if names else 'none'}"
+        return f"{'bodies' if kind == 'body' else kind + 's'}: {', '.join(names) if names else 'none'}"
 
     def has(self, kind: str, name: str) -> bool:
         try:

@@ -258,11 +258,11 @@ class RandomizationCfg(_Terms):
     module = "events"
     enabled: bool = True
     terms: dict[str, EventCfg] = field(default_factory=lambda: {
-        "friction": EventCfg("startup", params={"range": (0.5, 1.25)}),  # the ground's sliding friction
-        "added_base_mass": EventCfg("startup", params={"range": (-1.0, 1.0)}),  # kg
-        "motor_strength": EventCfg("startup", params={"range": (0.9, 1.1)}),  # scales kp, kd (or the torque)
-        "joint_pos_scale": EventCfg("reset", params={"range": (0.5, 1.5)}),  # x the default pose
-        "base_yaw": EventCfg("reset", params={"range": (-3.14159, 3.14159)}),
+        "friction": EventCfg("startup", params={"range": [0.5, 1.25]}),  # the ground's sliding friction
+        "added_base_mass": EventCfg("startup", params={"range": [-1.0, 1.0]}),  # kg
+        "motor_strength": EventCfg("startup", params={"range": [0.9, 1.1]}),  # scales kp, kd (or the torque)
+        "joint_pos_scale": EventCfg("reset", params={"range": [0.5, 1.5]}),  # x the default pose
+        "base_yaw": EventCfg("reset", params={"range": [-3.14159, 3.14159]}),
         "base_velocity": EventCfg("reset", params={"max": 0.5}),  # m/s, rad/s, each of the 6
         "push": EventCfg("interval", interval_s=15.0, params={"max_vel": 1.0}),  # m/s added to the planar velocity
     })

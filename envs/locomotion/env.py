@@ -120,26 +120,28 @@ class LeggedEnv:
                            for j in self.joint_names])
         self.joint_pos_limits = torch.tensor(ranges, **f)
 
-        def sensors(groups: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor | None]:
-            """Columns of sensordata for groups of 3-d sensors summed per group: (index, per-sensor group or None
-            when every group is one sensor)."""
-            cols, owner = [], []
-            for g, names in enumerate(groups):
+        # every sensor the state reads, gathered by one index per step; each group a slice of the gathered columns
+        s, cols = self.scene, []
+
+        def group(sensors: list[list[str]], dim: int = 3) -> tuple[slice, torch.Tensor | None, int]:
+            """(columns, per-sensor group or None when every group is one sensor, number of groups) of groups of
+            `dim`-d sensors whose values add up per group."""
+            start, owner = len(cols), []
+            for g, names in enumerate(sensors):
                 for name in names:
                     adr = int(model.sensor(name).adr[0])
-                    cols.extend(range(adr, adr + 3))
+                    cols.extend(range(adr, adr + dim))
                     owner.append(g)
-            index = torch.tensor(cols, dtype=torch.long, device=sim.device)
-            summed = None if len(owner) == len(groups) else torch.tensor(owner, device=self.device)
-            return index, summed
+            summed = None if len(owner) == len(sensors) else torch.tensor(owner, device=self.device)
+            return slice(start, len(cols)), summed, len(sensors)
 
-        s = self.scene
-        self._foot_force = sensors(s.foot_force)
-        self._foot_pos = sensors([[n] for n in s.foot_pos])
-        self._foot_vel = sensors([[n] for n in s.foot_vel])
-        self._contact_groups = {role: sensors([s.body_force[b] for b in getattr(r, f"{role}_contacts")])
+        self._foot_force = group(s.foot_force)
+        self._foot_pos = group([[n] for n in s.foot_pos])
+        self._foot_vel = group([[n] for n in s.foot_vel])
+        self._contact_groups = {role: group([s.body_force[b] for b in getattr(r, f"{role}_contacts")])
                                 for role in ("undesired", "constrained", "termination")}
-        self._torque_cols = torch.tensor([int(model.sensor(n).adr[0]) for n in s.torque], device=sim.device)
+        self._torques = group([[n] for n in s.torque], dim=1)
+        self._sensor_cols = torch.tensor(cols, dtype=torch.long, device=sim.device)
 
     def _setup_terms(self) -> None:
         cfg = self.cfg
@@ -229,35 +231,36 @@ class LeggedEnv:
             self.strength = strength.to(self.device, torch.float32).reshape(-1, 1)
 
     # ---- state ---------------------------------------------------------------------------------------------
-    def _group(self, sens: torch.Tensor, reader: tuple[torch.Tensor, torch.Tensor | None], groups: int
+    def _group(self, values: torch.Tensor, reader: tuple[slice, torch.Tensor | None, int], dim: int = 3
                ) -> torch.Tensor:
-        index, owner = reader
-        values = sens[:, index].to(self.device, torch.float32).view(self.num_envs, -1, 3)
+        """(N, groups, dim): a group's columns of the gathered sensor values, summed per group where needed."""
+        columns, owner, groups = reader
+        x = values[:, columns].unflatten(1, (-1, dim))
         if owner is None:
-            return values
-        return torch.zeros(self.num_envs, groups, 3, device=self.device).index_add_(1, owner, values)
+            return x
+        return torch.zeros(self.num_envs, groups, dim, device=self.device).index_add_(1, owner, x)
 
     def _read_state(self, joint_acc: torch.Tensor | None = None) -> LocoState:
         """The state from the backend; joint_acc (a finite difference the caller owns) defaults to zero."""
         sim, dev, r = self.sim, self.device, self.cfg.robot
         qpos = sim.qpos.to(dev, torch.float32)
         qvel = sim.qvel.to(dev, torch.float32)
-        sens = sim.sensordata
+        sens = torch.index_select(sim.sensordata, 1, self._sensor_cols).to(dev, torch.float32)
         a, v = self.base_qpos_adr, self.base_dof_adr
         quat = qpos[:, a + 3:a + 7]
-        feet = len(r.feet)
         return LocoState(
             dt=self.dt, action_scale=r.action_scale, base_pos=qpos[:, a:a + 3], base_quat=quat,
             base_lin_vel=rotations.rotate_inverse(quat, qvel[:, v:v + 3]), base_ang_vel=qvel[:, v + 3:v + 6],
             projected_gravity=rotations.rotate_inverse(quat, self._gravity),
             joint_pos=qpos[:, self.joint_qpos_index], joint_vel=qvel[:, self.joint_dof_index],
             joint_acc=torch.zeros_like(self.actions) if joint_acc is None else joint_acc,
-            torques=sens[:, self._torque_cols].to(dev, torch.float32),
+            torques=self._group(sens, self._torques, dim=1)[:, :, 0],
             actions=self.actions, last_actions=self.last_actions, command=self.commands,
-            foot_forces=self._group(sens, self._foot_force, feet), foot_pos=self._group(sens, self._foot_pos, feet),
-            foot_vel=self._group(sens, self._foot_vel, feet),
-            **{f"{role}_contact_forces": self._group(sens, reader, len(getattr(r, f"{role}_contacts")))
-               for role, reader in self._contact_groups.items()},
+            foot_forces=self._group(sens, self._foot_force), foot_pos=self._group(sens, self._foot_pos),
+            foot_vel=self._group(sens, self._foot_vel),
+            undesired_contact_forces=self._group(sens, self._contact_groups["undesired"]),
+            constrained_contact_forces=self._group(sens, self._contact_groups["constrained"]),
+            termination_contact_forces=self._group(sens, self._contact_groups["termination"]),
             feet_air_time=torch.zeros_like(self.feet_air_time), first_contact=torch.zeros_like(self.last_contact),
             default_joint_pos=self.default_joint_pos, joint_pos_limits=self.joint_pos_limits,
             torque_limits=self.torque_limits, velocity_limits=self.velocity_limits)
