@@ -55,6 +55,11 @@ def task_config(name: str, overrides: dict | None = None):
     default = _load(task_spec(name).config)()
     if name.startswith("gym:"):
         default.env_id = name[4:]
+    migrate = getattr(type(default), "migrate", None)  # configs saved by older versions (run directories)
+    try:
+        overrides = migrate(overrides) if migrate else overrides
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     cfg = merge(default, overrides or {}, "task")
     goal = getattr(cfg, "goal", None)
     if goal is not None and goal.task != default.goal.task:

@@ -21,6 +21,7 @@ Two conventions let configs hold data that is not a fixed set of fields:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -34,6 +35,7 @@ class ConfigError(ValueError):
 
 
 MAX_PRESET_DEPTH = 8
+FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # scientific notation YAML 1.1 leaves a string
 
 
 def merge(default: Any, data: Any, path: str = "", _depth: int = 0) -> Any:
@@ -138,6 +140,8 @@ def convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -195,7 +199,8 @@ def parse_overrides(items: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part} is set twice")
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        node[parts[-1]] = float(value) if isinstance(value, str) and FLOAT.fullmatch(value.strip()) else value
     return out
 
 

@@ -70,6 +70,9 @@ def test_yaml_loading_and_overrides(tmp_path):
         "sim": {"dt": 0.002}, "commands": {"lin_vel_x": [0, 1]}}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["sim.dt"])
+    # YAML 1.1 reads 1e-4 (no dot) as a string: overrides and float fields take it as the number it means
+    assert parse_overrides(["rewards.torques=-1e-4"]) == {"rewards": {"torques": -1e-4}}
+    assert task_config("quadruped-flat", {"sim": {"dt": "5e-3"}}).sim.dt == 0.005
 
 
 def test_shipped_recipes_validate():

@@ -285,6 +285,19 @@ def test_term_sections_take_shorthands_params_and_removal():
     assert task_config("quadruped-flat", to_dict(cfg)) == cfg
 
 
+@pytest.mark.parametrize("task, saved", [("quadruped-flat", "legacy_quadruped_flat_task.yaml"),
+                                         ("arm-push", "legacy_arm_push_task.yaml")])
+def test_task_configs_saved_by_the_previous_version_still_load(task, saved):
+    """Run directories written before presets (config.yaml: Go1 values in task.robot, reward parameters beside the
+    weights, randomization ranges; the arm's robot.mjcf) evaluate and export as before: the saved defaults of
+    b018f26 (tests/data) give today's defaults."""
+    old = yaml.safe_load((Path(__file__).parent / "data" / saved).read_text())
+    assert task_config(task, old) == task_config(task)
+    old["robot"]["mjcf"] = "spot.xml"
+    with pytest.raises(ConfigError, match="task.robot.mjcf: a config of an older version with its own model"):
+        task_config(task, old)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"rewards": {"tracking_lin_vel": {"params": {"sigmaa": 0.2}}}},
      "task.rewards.tracking_lin_vel.params.sigmaa: tracking_lin_vel takes no such parameter (takes: sigma)"),

@@ -189,6 +189,9 @@ class MujocoBackend(MjcfNames):
             got = tuple(state["state"].shape) if "state" in state else "a checkpoint of another backend"
             raise ValueError(f"backend state: expected shape {self._state.shape}, got {got}"
                              " (a different num_envs, model or backend?)")
+        if tuple(state["sensordata"].shape) != self._sens.shape:
+            raise ValueError(f"backend state: expected sensor data of shape {self._sens.shape}, got "
+                             f"{tuple(state['sensordata'].shape)} (a checkpoint of a model with other sensors?)")
         self._state[:] = state["state"].numpy()
         self._sens[:] = state["sensordata"].numpy()
         self.num_diverged = int(state["num_diverged"])

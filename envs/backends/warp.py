@@ -246,6 +246,9 @@ class WarpBackend(MjcfNames):
             got = tuple(state["qpos"].shape) if "qpos" in state else "a checkpoint of another backend"
             raise ValueError(f"backend state: expected qpos of shape {tuple(self.qpos.shape)}, got {got}"
                              " (a different num_envs, model or backend?)")
+        if tuple(state["sensordata"].shape) != tuple(self._sens_t.shape):
+            raise ValueError(f"backend state: expected sensor data of shape {tuple(self._sens_t.shape)}, got "
+                             f"{tuple(state['sensordata'].shape)} (a checkpoint of a model with other sensors?)")
         for t, key in ((self.qpos, "qpos"), (self.qvel, "qvel"), (self.time, "time"),
                        (self._warmstart, "qacc_warmstart"), (self._sens_t, "sensordata")):
             t.copy_(state[key])

@@ -17,6 +17,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import ConfigError
 from ..robots import RobotCfg, load
 
 
@@ -286,8 +287,59 @@ class CurriculumCfg(_Terms):
     terms: dict[str, CurriculumTermCfg] = field(default_factory=dict)
 
 
+# Keys of task configs saved before robot presets and term sections (run directories of older versions):
+# old key -> (term, parameter) or, for the robot, the keys the go1 preset now holds.
+LEGACY_REWARD_PARAMS = {"tracking_sigma": [("tracking_lin_vel", "sigma"), ("tracking_ang_vel", "sigma")],
+                        "air_time_target": [("feet_air_time", "target")],
+                        "soft_joint_limit": [("joint_limits", "soft_limit")]}
+LEGACY_EVENTS = {"friction": ("friction", "range"), "added_base_mass": ("added_base_mass", "range"),
+                 "motor_strength": ("motor_strength", "range"), "init_joint_pos_scale": ("joint_pos_scale", "range"),
+                 "init_base_vel": ("base_velocity", "max"), "push_max_vel": ("push", "max_vel")}
+LEGACY_ROBOT = ("thighs", "calves", "floor_geom")
+
+
+def migrate(data: dict | None) -> dict | None:
+    """A task mapping in the layout of older versions (Go1 values in `robot`, reward parameters beside the weights,
+    randomization as ranges) in today's: the go1 preset with the saved tables on top, term params, events."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    robot = data.get("robot")
+    if isinstance(robot, dict) and any(k in robot for k in LEGACY_ROBOT):
+        if robot.get("mjcf", "go1.xml") != "go1.xml":
+            raise ConfigError(f"task.robot.mjcf: a config of an older version with its own model "
+                              f"({robot['mjcf']}): write a robot preset for it")
+        data["robot"] = {"preset": "go1", **{k: v for k, v in robot.items() if k not in (*LEGACY_ROBOT, "mjcf")}}
+    rewards = data.get("rewards")
+    if isinstance(rewards, dict) and any(k in rewards for k in LEGACY_REWARD_PARAMS):
+        rewards = dict(rewards)
+        for key, targets in LEGACY_REWARD_PARAMS.items():
+            if key in rewards:
+                value = rewards.pop(key)
+                for term, param in targets:
+                    entry = rewards.get(term, {})
+                    entry = dict(entry) if isinstance(entry, dict) else {"weight": entry}
+                    entry["params"] = {**entry.get("params", {}), param: value}
+                    rewards[term] = entry
+        data["rewards"] = rewards
+    events = data.get("randomization")
+    if isinstance(events, dict) and any(k in events and not isinstance(events[k], dict) for k in LEGACY_EVENTS) \
+            or isinstance(events, dict) and "push_interval_s" in events:
+        events = dict(events)
+        for key, (term, param) in LEGACY_EVENTS.items():
+            if key in events and not isinstance(events[key], dict):
+                value = events.pop(key)
+                entry = events.setdefault(term, {})
+                entry["params"] = {**entry.get("params", {}), param: value}
+        if "push_interval_s" in events:
+            events.setdefault("push", {})["interval_s"] = events.pop("push_interval_s")
+        data["randomization"] = events
+    return data
+
+
 @dataclass
 class QuadrupedFlatCfg:
+    migrate = staticmethod(migrate)
     robot: RobotCfg = field(default_factory=go1)
     ground: GroundCfg = field(default_factory=GroundCfg)
     sim: SimCfg = field(default_factory=SimCfg)
