@@ -76,7 +76,6 @@ class LeggedEnv:
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.max_episode_length = int(round(cfg.sim.episode_length_s / self.dt))
-        self.episode_steps = self.max_episode_length
         self._setup_robot()
         self._setup_terms()
         self._allocate_buffers()
