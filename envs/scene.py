@@ -300,13 +300,14 @@ def legged_scene(cfg: RobotCfg, ground: str = "plane", friction: tuple[float, fl
     _name_unnamed_geoms(robot)
     if ground not in GROUNDS:
         raise ConfigError(f"task.ground.type: unknown ground {ground!r} (known: {', '.join(GROUNDS)})")
-    scene = Scene(spec, robot, GROUNDS[ground](spec, friction))
+    floor = GROUNDS[ground](spec, friction)
+    scene = Scene(spec, robot, floor)
     add_actuators(robot)
 
+    # sensors: feet, watched bodies (terminating, undesired, constrained; each once), torques, foot frames, IMU
     foot_set = {g for geoms in robot.foot_geoms for g in geoms}
-    for foot, geoms in zip(cfg.feet, robot.foot_geoms):
-        names = [add_contact_sensor(spec, f"{g}_force", g, scene.ground) for g in geoms]
-        scene.foot_force.append(names)
+    for geoms in robot.foot_geoms:
+        scene.foot_force.append([add_contact_sensor(spec, f"{g}_force", g, floor) for g in geoms])
     watched = dict.fromkeys(b for f in ("termination_contacts", "undesired_contacts", "constrained_contacts")
                             for b in getattr(cfg, f))
     for body in watched:
@@ -315,15 +316,14 @@ def legged_scene(cfg: RobotCfg, ground: str = "plane", friction: tuple[float, fl
         if not geoms:
             raise ConfigError(f"{where}: body {body!r} has no collision geom apart from feet, so its contact with the "
                               f"ground cannot be watched ({robot.inventory('geom')})")
-        scene.body_force[body] = [add_contact_sensor(spec, f"{g}_force", g, scene.ground) for g in geoms]
-    # the watched bodies in the order the preset lists them, then the torques and foot frames
+        scene.body_force[body] = [add_contact_sensor(spec, f"{g}_force", g, floor) for g in geoms]
     for joint in robot.joints:
         spec.add_sensor(name=f"{joint}_torque", type=mujoco.mjtSensor.mjSENS_ACTUATORFRC, objtype=OBJ.mjOBJ_ACTUATOR,
                         objname=joint)
         scene.torque.append(f"{joint}_torque")
-    for foot, geoms in zip(cfg.feet, robot.foot_geoms):
-        kind = OBJ.mjOBJ_GEOM if robot.has("geom", foot) else OBJ.mjOBJ_XBODY
-        for suffix, sensor in (("pos", mujoco.mjtSensor.mjSENS_FRAMEPOS), ("vel", mujoco.mjtSensor.mjSENS_FRAMELINVEL)):
+    for suffix, sensor in (("pos", mujoco.mjtSensor.mjSENS_FRAMEPOS), ("vel", mujoco.mjtSensor.mjSENS_FRAMELINVEL)):
+        for foot in cfg.feet:
+            kind = OBJ.mjOBJ_GEOM if robot.has("geom", foot) else OBJ.mjOBJ_XBODY  # a body foot: its frame
             spec.add_sensor(name=f"{foot}_{suffix}", type=sensor, objtype=kind, objname=foot)
             getattr(scene, f"foot_{suffix}").append(f"{foot}_{suffix}")
     imu = cfg.imu or cfg.base_body

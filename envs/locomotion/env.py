@@ -120,7 +120,7 @@ class LeggedEnv:
         self.joint_pos_limits = torch.tensor(ranges, **f)
 
         # every sensor the state reads, gathered by one index per step; each group a slice of the gathered columns
-        s, cols = self.scene, []
+        s, cols = self.scene, list[int]()
 
         def group(sensors: list[list[str]], dim: int = 3) -> tuple[slice, torch.Tensor | None, int]:
             """(columns, per-sensor group or None when every group is one sensor, number of groups) of groups of
