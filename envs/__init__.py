@@ -1,4 +1,4 @@
-"""Batched simulation: backends, robot assets and tasks. Installs as ``pg_robotics.envs``.
+"""Batched simulation: backends, robots (MJCF + preset), scenes and tasks. Installs as ``pg_robotics.envs``.
 
 The task registry below is the one explicit registry of the project. Importing this package does not import
 torch or mujoco; `make` does.
@@ -55,6 +55,11 @@ def task_config(name: str, overrides: dict | None = None):
     default = _load(task_spec(name).config)()
     if name.startswith("gym:"):
         default.env_id = name[4:]
+    migrate = getattr(type(default), "migrate", None)  # configs saved by older versions (run directories)
+    try:
+        overrides = migrate(overrides) if migrate else overrides
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     cfg = merge(default, overrides or {}, "task")
     goal = getattr(cfg, "goal", None)
     if goal is not None and goal.task != default.goal.task:

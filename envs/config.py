@@ -3,11 +3,25 @@
 `merge(default, data)` applies a (YAML-loaded) mapping on top of a dataclass instance and returns a new
 instance. Every error names the dotted field it is about: unknown keys, wrong types, bad values
 (raised as ValueError from a dataclass's ``__post_init__``). Nothing here imports torch.
+
+Two conventions let configs hold data that is not a fixed set of fields:
+
+- Presets: a dataclass with a ``load_preset(ref, where) -> mapping`` classmethod and a ``preset`` field takes a string
+  (``robot: my_robot.yaml``) or a mapping with a ``preset`` key: the preset's mapping is applied to a blank instance,
+  then the other keys of the mapping on top.
+- Term sections: a dataclass with ``__terms__ = True`` holds its terms in a ``terms: dict[str, TermCfg]`` field, written
+  flat beside its own fields (``rewards: {only_positive: true, torques: {weight: -2e-4}}``). A key that is not a
+  field names a term: an existing one is updated, a new one must name a function of the section (its
+  ``term_names()``) or give its own ``func``; terms are turned off, never removed (so that a saved config merged onto
+  the defaults gives back the same config). A scalar is the term's ``__shorthand__`` field
+  (``torques: -2e-4`` sets the weight). A dict field of dataclasses is merged key by key the same way, and so is a
+  dict field whose metadata says ``merge="update"`` (a term's `params`); other dicts (joint tables) are replaced.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,30 +34,85 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message starts with the dotted field name."""
 
 
-def merge(default: Any, data: Any, path: str = "") -> Any:
+MAX_PRESET_DEPTH = 8
+FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # scientific notation YAML 1.1 leaves a string
+
+
+def merge(default: Any, data: Any, path: str = "", _depth: int = 0) -> Any:
     """Return a copy of the dataclass instance `default` with the mapping `data` applied, validated."""
     if data is None:
         return default
+    cls = type(default)
+    loader = getattr(cls, "load_preset", None)
+    if loader is not None and isinstance(data, str):
+        data = {"preset": data}
+    if shorthand := getattr(cls, "__shorthand__", None):
+        if not isinstance(data, dict):
+            data = {shorthand: data}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or type(default).__name__}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{path or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    if loader is not None and data.get("preset"):
+        if _depth >= MAX_PRESET_DEPTH:
+            raise ConfigError(f"{path}.preset: presets nest more than {MAX_PRESET_DEPTH} deep (a cycle?)")
+        ref, rest = data["preset"], {k: v for k, v in data.items() if k != "preset"}
+        where = f"{path}.preset" if path else "preset"
+        if not isinstance(ref, str):
+            raise ConfigError(f"{where}: expected a string, got {ref!r}")
+        base = merge(cls(), loader(ref, where), path, _depth + 1)
+        return merge(dataclasses.replace(base, preset=cls.preset_name(ref)), rest, path, _depth)
     fields = {f.name: f for f in dataclasses.fields(default)}
-    hints = typing.get_type_hints(type(default))
-    changes = {}
+    hints = typing.get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    terms = dict(default.terms) if getattr(cls, "__terms__", False) else None
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+        if key not in fields or (terms is not None and key == "terms"):
+            if terms is None:
+                raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+            items = value.items() if key == "terms" and isinstance(value, dict) else [(key, value)]
+            for name, term in items:
+                term_where = f"{path}.{name}" if path else str(name)
+                if name not in terms and not (isinstance(term, dict) and term.get("func")) \
+                        and name not in cls.term_names():
+                    known = sorted(set(fields) - {"terms"} | set(terms) | set(cls.term_names()))
+                    raise ConfigError(f"{term_where}: unknown key (known: {', '.join(known)})")
+            _merge_entries(terms, dict(items), typing.get_args(hints["terms"])[1], path)
+            continue
         current = getattr(default, key)
         if dataclasses.is_dataclass(current):
             changes[key] = merge(current, value, where)
+        elif fields[key].metadata.get("merge") == "update" and isinstance(value, dict):
+            changes[key] = {**current, **convert(hints[key], value, where)}
+        elif _is_dataclass_dict(hints[key]) and isinstance(value, dict):
+            entries = dict(current)
+            _merge_entries(entries, value, typing.get_args(hints[key])[1], where)
+            changes[key] = entries
         else:
             changes[key] = convert(hints[key], value, where)
+    if terms is not None:
+        changes["terms"] = terms
     try:
         return dataclasses.replace(default, **changes)
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path or type(default).__name__}: {exc}") from None
+
+
+def _is_dataclass_dict(hint: Any) -> bool:
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1])
+
+
+def _merge_entries(entries: dict, data: dict, cls: type, path: str) -> None:
+    """Merge the mapping `data` into `entries` (name -> dataclass of type `cls`) in place. Entries are never
+    removed (a run's saved config, merged onto the defaults, must give back the same config): terms are turned off."""
+    for name, value in data.items():
+        where = f"{path}.{name}" if path else str(name)
+        if value is None:
+            off = "weight: 0" if getattr(cls, "__shorthand__", None) == "weight" else "enabled: false"
+            raise ConfigError(f"{where}: a term is turned off, not removed: set {off}")
+        entries[name] = merge(entries[name] if name in entries else cls(), value, where)
 
 
 def convert(hint: Any, value: Any, where: str) -> Any:
@@ -71,6 +140,8 @@ def convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -128,7 +199,8 @@ def parse_overrides(items: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part} is set twice")
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        node[parts[-1]] = float(value) if isinstance(value, str) and FLOAT.fullmatch(value.strip()) else value
     return out
 
 
@@ -141,9 +213,12 @@ def deep_update(base: dict, new: dict) -> dict:
 
 
 def to_dict(cfg: Any) -> Any:
-    """A dataclass config as plain YAML-able data (tuples become lists)."""
+    """A dataclass config as plain YAML-able data (tuples become lists; a term section's terms written flat)."""
     if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        out = {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        if getattr(type(cfg), "__terms__", False):
+            out.update(out.pop("terms"))
+        return out
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v) for v in cfg]
     if isinstance(cfg, dict):

@@ -19,6 +19,19 @@ from .config import ConfigError
 KEYS = ("observation", "achieved_goal", "desired_goal")
 
 
+def goal_contract(env, robot: str, action_names: list[str], safe_action: list[float],
+                  task_params: dict[str, float] | None = None) -> dict[str, Any]:
+    """The deploy contract of a goal task's policy (kind "vector"): inputs `observation` and `desired_goal`, an
+    action in the actor's [-1, 1] per element, and the action the robot side falls back to on bad input."""
+    dims, n = env.observation_dims, env.num_actions
+    return {"kind": "vector", "robot": robot, "control_dt": float(env.dt),
+            "observation_terms": [{"name": "observation", "dim": dims["observation"]},
+                                  {"name": "desired_goal", "dim": dims["desired_goal"]}],
+            "action_names": list(action_names), "action_low": [-1.0] * n, "action_high": [1.0] * n,
+            "safe_action": [float(v) for v in safe_action],
+            "task_params": {k: float(v) for k, v in (task_params or {}).items()}}
+
+
 @dataclass
 class GymGoalCfg:
     env_id: str = ""
@@ -104,6 +117,11 @@ class GymGoalEnv:
             obs = self.reset()
         self._obs = obs
         return obs, reward, done, info
+
+    def deploy_contract(self) -> dict[str, Any]:
+        """Actions a0, a1, ... in [-1, 1] (scaled onto the id's Box by this adapter); zero is the safe action."""
+        return goal_contract(self, "gym", [f"a{i}" for i in range(self.num_actions)], [0.0] * self.num_actions,
+                             {"action_space_low": float(self.low.min()), "action_space_high": float(self.high.max())})
 
     def state_dict(self) -> dict:
         # gymnasium envs cannot be snapshotted in general: a resumed run starts its worlds at a new episode

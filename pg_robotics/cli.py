@@ -92,6 +92,13 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     gym.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
 
+    scene = sub.add_parser("scene", help="save the MuJoCo scene a task composes (robot + ground + actuators + sensors)")
+    scene.add_argument("--task", type=task_name, default="quadruped-flat")
+    scene.add_argument("--config", help="a recipe YAML whose task: section overrides the task defaults")
+    scene.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. task.robot=my_robot.yaml")
+    scene.add_argument("--out", required=True, help="the MJCF file to write")
+    scene.set_defaults(handler=cmd_scene)
+
     train = sub.add_parser("train", help="train a policy on a task (algorithms: " + ", ".join(algorithms.names())
                            + ")")
     add_train_arguments(train)
@@ -216,6 +223,12 @@ def cmd_bench(args) -> None:
         result = bench.bench_sim(args.task, args.backend, n, args.seconds, seed=args.seed, device=args.device,
                                  overrides=overrides, progress=not args.json and sys.stderr.isatty())
         _print_result(result, args.json)
+
+
+def cmd_scene(args) -> None:
+    from pg_robotics.envs.scene import save
+
+    print(save(args.task, task_overrides(args.config, args.set), args.out))
 
 
 def cmd_train(args) -> None:

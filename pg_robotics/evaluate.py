@@ -39,7 +39,8 @@ def fixed_command_agent(run_dir: Path, commands, worlds_per_command: int, second
     simulation is C MuJoCo on the CPU unless `backend` / `device` say otherwise, whatever the run trained on.
     Returns (agent, commands tensor (N, 3))."""
     fixed = {"commands": {"resampling_time_s": 1e9}, "observations": {"add_noise": False},
-             "randomization": {"push_interval_s": 0.0, "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0},
+             "randomization": {"push": {"interval_s": 0.0}, "joint_pos_scale": {"params": {"range": [1.0, 1.0]}},
+                               "base_velocity": {"params": {"max": 0.0}}},
              "sim": {"episode_length_s": seconds}}
     cmd = torch.tensor(commands, dtype=torch.float32, device=device).repeat_interleave(worlds_per_command, dim=0)
     agent = runs.load_agent(run_dir, checkpoint, len(cmd), seed, fixed, backend, device)
@@ -87,7 +88,7 @@ def evaluate_locomotion(run_dir: Path, episodes: int = 32, seconds: float = 20.0
             ang_err += (s.base_ang_vel[:, 2] - commands[:, 2]).abs() * live
             stance += s.foot_contact * live[:, None]
             touchdowns += s.first_contact * live[:, None]
-            knees = torch.cat([s.thigh_forces, s.calf_forces], dim=1).norm(dim=-1).max(dim=1).values > 1.0
+            knees = (s.undesired_contact_forces.norm(dim=-1) > 1.0).any(dim=1)
             leg_contact += knees * live
             counted += live.float()
         alive &= ~fell

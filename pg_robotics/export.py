@@ -28,7 +28,7 @@ from torch import nn
 
 from pg_robotics import runs
 from pg_robotics.deploy import SCHEMA_VERSION
-from pg_robotics.envs import ConfigError, task_spec
+from pg_robotics.envs import ConfigError
 
 ONNX_TOLERANCE = 1e-5
 REPLAY_TOLERANCE = 1e-4
@@ -40,33 +40,8 @@ class ExportError(ConfigError):
 
 def contract(agent: runs.Agent, git_commit: str) -> dict:
     """The contract values, read from the task exactly as it ran in simulation."""
-    env, recipe = agent.env, agent.recipe
-    common = {"schema_version": SCHEMA_VERSION, "task": recipe.task, "robot": task_spec(recipe.task).robot,
-              "control_dt": float(env.dt), "git_commit": git_commit}
-    if recipe.kind == "goal":  # kind "vector": the policy's named inputs -> action in the actor's [-1, 1]
-        dims, n = env.observation_dims, env.num_actions
-        return {**common, "kind": "vector",
-                "observation_terms": [{"name": "observation", "dim": dims["observation"]},
-                                      {"name": "desired_goal", "dim": dims["desired_goal"]}],
-                "action_names": list(getattr(env, "action_names", [f"a{i}" for i in range(n)])),
-                "action_low": [-1.0] * n, "action_high": [1.0] * n,
-                "safe_action": [float(v) for v in getattr(env, "safe_action", [0.0] * n)],
-                "task_params": dict(getattr(env, "deploy_params", {}))}
-    cfg, c = recipe.task_cfg, recipe.task_cfg.commands
-    terms = []
-    for name, dim in env.observation_layout["policy"]:
-        term = getattr(cfg.observations, name)
-        scale = term.scale if isinstance(term.scale, list) else [term.scale] * dim
-        terms.append({"name": name, "dim": dim, "scale": [float(v) for v in scale], "clip": float(term.clip),
-                      "history": 1})
-    return {**common, "kind": "joint_position",
-            "joint_names": list(env.joint_names), "default_joint_pos": env.default_joint_pos.tolist(),
-            "action_scale": float(cfg.robot.action_scale), "action_clip": float(cfg.robot.action_clip),
-            "kp": [float(v) for v in env.kp], "kd": [float(v) for v in env.kd],
-            "torque_limits": env.torque_limits.tolist(), "joint_pos_limits": env.joint_pos_limits.tolist(),
-            "observation_terms": terms, "command_names": ["lin_vel_x", "lin_vel_y", "ang_vel_yaw"],
-            "command_ranges": [list(map(float, c.lin_vel_x)), list(map(float, c.lin_vel_y)),
-                               list(map(float, c.ang_vel_yaw))]}
+    return {"schema_version": SCHEMA_VERSION, "task": agent.recipe.task, **agent.env.deploy_contract(),
+            "git_commit": git_commit}
 
 
 def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str) -> None:

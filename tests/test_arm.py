@@ -13,7 +13,7 @@ import yaml
 
 from pg_robotics.cli import main
 from pg_robotics.envs import ConfigError, make
-from pg_robotics.envs.assets import resolve
+from pg_robotics.envs.robots import resolve_mjcf
 from pg_robotics.envs.manipulation.kinematics import PandaKinematics
 from pgr_cli import pgr
 
@@ -40,7 +40,7 @@ def mujoco_tcp(model, data, q: np.ndarray, dofs: list[int], qpos_ids: list[int])
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-7), (torch.float32, 1e-5)])
 def test_kinematics_match_mujoco_on_random_configurations(dtype, tolerance):
-    model = mujoco.MjModel.from_xml_path(str(resolve("panda.xml")))
+    model = mujoco.MjModel.from_xml_path(str(resolve_mjcf("panda.xml")))
     data = mujoco.MjData(model)
     joints = [model.joint(f"joint{i}").id for i in range(1, 8)]
     qpos_ids = [int(model.jnt_qposadr[j]) for j in joints]
@@ -217,7 +217,7 @@ def test_bad_task_config_names_the_field(overrides, field, message):
 @pytest.mark.parametrize("overrides, message", [
     ({"robot": {"gripper_start": [3, 0, 0]}}, "task.robot.gripper_start: [3.0, 0.0, 0.0] is out of the arm's reach"),
     ({"robot": {"arm_joints": [f"j{i}" for i in range(7)]}}, "task.robot.arm_joints: a joint is not in panda.xml"),
-    ({"robot": {"mjcf": "ur5.xml"}}, "task.robot.mjcf: no model 'ur5.xml'"),
+    ({"robot": {"preset": "ur5"}}, "task.robot.preset: no robot preset 'ur5' (shipped: go1, panda"),
 ])
 def test_model_dependent_errors_name_the_field(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -49,8 +49,8 @@ def test_pd_torque_follows_the_law_and_is_clipped(still_env):
     env.step(actions)
     sim = env.sim
     # the last substep's torque was computed from the state at the start of that substep
-    q = torch.from_numpy(sim._traj[:, -2, 1:1 + sim.model.nq])[:, env._qpos_idx].float()
-    qd = torch.from_numpy(sim._traj[:, -2, 1 + sim.model.nq:])[:, env._dof_idx].float()
+    q = torch.from_numpy(sim._traj[:, -2, 1:1 + sim.model.nq])[:, env.joint_qpos_index].float()
+    qd = torch.from_numpy(sim._traj[:, -2, 1 + sim.model.nq:])[:, env.joint_dof_index].float()
     target = env.default_joint_pos + env.actions * env.cfg.robot.action_scale
     law = 20.0 * (target - q) - 0.5 * qd
     expected = torch.maximum(torch.minimum(law, env.torque_limits), -env.torque_limits)
@@ -112,12 +112,13 @@ def test_domain_randomization_is_per_world():
 
 
 def test_pushes_change_the_base_velocity():
-    fixed = {"friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0], "motor_strength": [1.0, 1.0],
-             "init_joint_pos_scale": [1.0, 1.0], "init_base_vel": 0.0, "push_max_vel": 1.0}
+    fixed = {name: {"params": {"range": [1.0, 1.0]}} for name in ("friction", "motor_strength", "joint_pos_scale")}
+    fixed.update(added_base_mass={"params": {"range": [0.0, 0.0]}}, base_velocity={"params": {"max": 0.0}},
+                 base_yaw={"enabled": False})
     velocities = []
     for interval in (0.2, 0.0):  # pushes every 10 steps, or never
-        env = make("quadruped-flat", 4, seed=0, overrides={**STILL, "randomization": {**fixed,
-                                                                                      "push_interval_s": interval}})
+        env = make("quadruped-flat", 4, seed=0, overrides={
+            **STILL, "randomization": {**fixed, "push": {"interval_s": interval, "params": {"max_vel": 1.0}}}})
         for _ in range(10):
             env.step(torch.zeros(4, 12))
         velocities.append(env.sim.qvel[:, :2].clone())

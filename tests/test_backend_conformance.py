@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from pg_robotics.envs.backends import make_backend
-from pg_robotics.envs.assets import resolve as resolve_asset
+from pg_robotics.envs.manipulation.scene import arm_scene
+from pg_robotics.envs.robots import load
+from pg_robotics.envs.scene import legged_scene
 
 BACKENDS = ["mujoco", "warp"]
 CONVERGED = {"iterations": 100, "ls_iterations": 50}
@@ -29,12 +31,17 @@ QPOS_TOL, QVEL_TOL = 2e-4, 2e-2  # rad or m; rad/s or m/s, over STEPS policy ste
 STEPS = 25  # 0.5 s of go1 at 50 Hz
 
 
-def backend(name: str, asset: str = "go1.xml", num_envs: int = N):
-    return make_backend(name, resolve_asset(asset), num_envs, DECIMATION, device="cpu", opt=CONVERGED)
+def scene(robot: str) -> mujoco.MjSpec:
+    """The scene a task composes for a shipped robot: go1 on the floor, panda with its table and box."""
+    return (arm_scene if robot == "panda" else legged_scene)(load(robot)).spec
 
 
-def reference_model(asset: str = "go1.xml") -> mujoco.MjModel:
-    model = mujoco.MjModel.from_xml_path(str(resolve_asset(asset)))
+def backend(name: str, robot: str = "go1", num_envs: int = N):
+    return make_backend(name, scene(robot), num_envs, DECIMATION, device="cpu", opt=CONVERGED)
+
+
+def reference_model(robot: str = "go1") -> mujoco.MjModel:
+    model = scene(robot).compile()
     for key, value in CONVERGED.items():
         setattr(model.opt, key, value)
     return model
@@ -210,8 +217,8 @@ def test_randomization_is_per_world(go1):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_arm_trajectory_matches_c_mujoco(name):
     """The Panda-class arm (position servos with gravity compensation, a box on the table) under joint targets."""
-    sim = backend(name, "panda.xml", 2)
-    model = reference_model("panda.xml")
+    sim = backend(name, "panda", 2)
+    model = reference_model("panda")
     qpos = torch.tensor(model.qpos0, dtype=torch.float64).repeat(2, 1)
     arm = sim.joint_qpos_index(sim.actuated_joint_names[:7])
     qpos[:, arm] = torch.tensor([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8], dtype=torch.float64)

@@ -37,7 +37,7 @@ def test_bad_values_name_the_field(overrides, message):
     ({"robot": {"default_joint_pos": {"XX_hip_joint": 0.1}}}, "robot.default_joint_pos: 'XX_hip_joint' matches no"),
     ({"robot": {"kp": {"FR_.*": 20.0}}}, "robot.kp: no value for joint(s) FL_hip_joint"),
     ({"robot": {"kd": {".*": 0.5, "FR_hip_joint": 1.0}}}, "robot.kd: joint FR_hip_joint is matched by more than one"),
-    ({"robot": {"feet": ["FR_paw"]}}, "robot.feet: 'FR_paw' has no contact sensor"),
+    ({"robot": {"feet": ["FR_paw"]}}, "robot.feet: 'FR_paw' is no geom or body of go1.xml (geoms: trunk, FR_thigh, FR_calf, FR_foot"),
     ({"robot": {"mjcf": "spot.xml"}}, "robot.mjcf: no model 'spot.xml'"),
     ({"observations": {"policy": ["base_height_map"]}}, "observations.policy: unknown term 'base_height_map'"),
     ({"observations": {"command": {"scale": [1.0, 2.0]}}}, "observations.command.scale: expected 1 or 3 values"),
@@ -60,7 +60,7 @@ def test_unknown_task_and_backend():
 def test_yaml_loading_and_overrides(tmp_path):
     path = tmp_path / "task.yaml"
     path.write_text("sim:\n  decimation: 2\nrewards:\n  torques: -0.001\n")
-    assert task_config("quadruped-flat", load_yaml(path)).rewards.torques == -0.001
+    assert task_config("quadruped-flat", load_yaml(path)).rewards.torques.weight == -0.001
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_yaml(path)
@@ -70,6 +70,9 @@ def test_yaml_loading_and_overrides(tmp_path):
         "sim": {"dt": 0.002}, "commands": {"lin_vel_x": [0, 1]}}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["sim.dt"])
+    # YAML 1.1 reads 1e-4 (no dot) as a string: overrides and float fields take it as the number it means
+    assert parse_overrides(["rewards.torques=-1e-4"]) == {"rewards": {"torques": -1e-4}}
+    assert task_config("quadruped-flat", {"sim": {"dt": "5e-3"}}).sim.dt == 0.005
 
 
 def test_shipped_recipes_validate():

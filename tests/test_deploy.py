@@ -384,8 +384,8 @@ def test_a_fresh_venv_without_torch_runs_the_policy(exported, tmp_path):
         "out = ctl.step(RobotState(names, list(ctl.spec.default_joint_pos), [0.0]*12, (0,0,0,1), (0,0,0), 1.0),"
         " (0.5, 0, 0))\n"
         "assert out.shape == (12,) and 'torch' not in sys.modules\n"
-        "from pg_robotics.envs.assets import resolve\n"
-        "assert resolve('go1.xml').stat().st_size > 1000  # the wheel ships the robot model\n"
+        "from pg_robotics.envs.robots import preset_file, resolve_mjcf\n"
+        "assert resolve_mjcf('go1.xml').stat().st_size > 1000 and preset_file('go1')  # the wheel ships the robot\n"
         "print('ok', len(out))\n")
     result = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok 12", result.stderr

@@ -101,12 +101,13 @@ def test_protocol_drift_fails_the_check(mypy_env, tmp_path, drift, member):
 def test_missing_isaacgym_is_a_config_error_with_install_advice():
     if importlib.util.find_spec("isaacgym") is not None:
         pytest.skip("isaacgym is installed here")
-    from pg_robotics.envs.assets import resolve
     from pg_robotics.envs.backends import make_backend
     from pg_robotics.envs.config import ConfigError
+    from pg_robotics.envs.robots import load
+    from pg_robotics.envs.scene import legged_scene
 
     with pytest.raises(ConfigError) as err:
-        make_backend("isaacgym", resolve("go1.xml"), 2, 4)
+        make_backend("isaacgym", legged_scene(load("go1")).spec, 2, 4)
     assert "isaacgym" in str(err.value) and "Isaac Gym Preview 4" in str(err.value)
 
     out = pgr("bench", "sim", "--backend", "isaacgym", "--num-envs", "2", "--seconds", "1")
@@ -238,10 +239,13 @@ def adapter(monkeypatch):
 
 
 def go1(adapter, n=3, decimation=2):
-    from pg_robotics.envs.assets import resolve
+    """The Go1 scene as quadruped-flat composes it, handed to the adapter as a spec (written to a file for Isaac)."""
+    from pg_robotics.envs.robots import load
+    from pg_robotics.envs.scene import legged_scene
 
+    scene = legged_scene(load("go1"))
     with pytest.warns(UserWarning, match="FR_foot_force/FR_calf_force"):
-        return adapter.IsaacGymBackend(resolve("go1.xml"), n, decimation, device="cpu")
+        return adapter.IsaacGymBackend(scene.spec, n, decimation, device="cpu", model_path=scene.path)
 
 
 def test_state_round_trips_through_isaac_layout(adapter):
@@ -296,7 +300,7 @@ def test_sensors_from_isaac_tensors(adapter):
     assert torch.equal(sim.sensor("FR_foot_force"), torch.tensor([0.0, 0.0, -10.0]).expand(n, 3))  # MuJoCo's sign
     assert torch.equal(sim.sensor("FR_calf_force"), sim.sensor("FR_foot_force"))  # one body, one force
     assert torch.equal(sim.sensor("trunk_force"), torch.zeros(n, 3))
-    assert torch.equal(sim.sensor("FR_hip_torque"), torch.full((n, 1), 5.0))
+    assert torch.equal(sim.sensor("FR_hip_joint_torque"), torch.full((n, 1), 5.0))
     assert sim.sensor_history("FR_foot_pos").shape == (n, 2, 3)
     assert sim.sensor_names() == [sim.model.sensor(i).name for i in range(sim.model.nsensor)]
 
@@ -327,10 +331,11 @@ def test_per_world_friction_and_mass(adapter):
 
 
 def test_unsupported_models_and_sensors(adapter, tmp_path):
-    from pg_robotics.envs.assets import resolve
+    from pg_robotics.envs.manipulation.scene import arm_scene
+    from pg_robotics.envs.robots import load
 
     with pytest.raises(NotImplementedError, match=r"one body tree per world.*\(link0, object\)"):
-        adapter.IsaacGymBackend(resolve("panda.xml"), 2, 4, device="cpu")
+        adapter.IsaacGymBackend(arm_scene(load("panda")).spec, 2, 4, device="cpu")
     model = tmp_path / "ball.xml"
     model.write_text('<mujoco><worldbody><geom name="floor" type="plane" size="1 1 .1"/><body name="ball" pos="0 0 1">'
                      '<freejoint/><geom size=".1"/><site name="imu"/><body name="flap"><joint name="hinge" '

@@ -43,10 +43,10 @@ def hand_state(**changes) -> LocoState:
         base_lin_vel=z3.clone(), base_ang_vel=z3.clone(), projected_gravity=torch.tensor([[0.0, 0.0, -1.0]]),
         joint_pos=default[None].clone(), joint_vel=z12.clone(), joint_acc=z12.clone(), torques=z12.clone(),
         actions=z12.clone(), last_actions=z12.clone(), command=z3.clone(),
-        foot_forces=torch.tensor([[[0.0, 0.0, 32.0]] * 4]), trunk_force=z3.clone(),
+        foot_forces=torch.tensor([[[0.0, 0.0, 32.0]] * 4]),
         foot_pos=torch.tensor([[[0.19, -0.13, 0.02], [0.19, 0.13, 0.02], [-0.19, -0.13, 0.02], [-0.19, 0.13, 0.02]]]),
-        foot_vel=torch.zeros(1, 4, 3),
-        thigh_forces=torch.zeros(1, 4, 3), calf_forces=torch.zeros(1, 4, 3),
+        foot_vel=torch.zeros(1, 4, 3), undesired_contact_forces=torch.zeros(1, 8, 3),
+        constrained_contact_forces=torch.zeros(1, 5, 3), termination_contact_forces=torch.zeros(1, 1, 3),
         feet_air_time=z4.clone(), first_contact=torch.zeros(1, 4, dtype=torch.bool),
         default_joint_pos=default,
         joint_pos_limits=torch.tensor([[-0.863, 0.863], [-0.686, 4.501], [-2.818, -0.888]] * 4),
@@ -57,8 +57,9 @@ def hand_state(**changes) -> LocoState:
 
 
 def weighted(term: str, s: LocoState) -> float:
-    cfg = RewardsCfg()
-    return float(getattr(rewards, term)(s, cfg) * getattr(cfg, term))
+    """The term's value times its default weight, with its default parameters."""
+    cfg = RewardsCfg().terms[term]
+    return float(getattr(rewards, term)(s, **cfg.params) * cfg.weight)
 
 
 @pytest.mark.parametrize("term, bad", [
@@ -68,7 +69,7 @@ def weighted(term: str, s: LocoState) -> float:
     ("torques", {"torques": torch.full((1, 12), 5.0)}),
     ("joint_acc", {"joint_acc": torch.full((1, 12), 100.0)}),
     ("action_rate", {"actions": torch.full((1, 12), 0.5)}),
-    ("undesired_contacts", {"calf_forces": torch.tensor([[[0.0, 0.0, 20.0]] + [[0.0, 0.0, 0.0]] * 3])}),
+    ("undesired_contacts", {"undesired_contact_forces": torch.tensor([[[0.0, 0.0, 20.0]] + [[0.0, 0.0, 0.0]] * 7])}),
     ("joint_limits", {"joint_pos": torch.tensor([[0.85, 0.8, -1.5] + [0.1, 0.8, -1.5] * 3])}),
 ])
 def test_penalties_are_zero_at_rest_and_negative_when_provoked(term, bad):
@@ -82,7 +83,7 @@ def test_tracking_rewards_prefer_following_the_command():
                       base_ang_vel=torch.tensor([[0.0, 0.0, 0.6]]))
     bad = hand_state(command=cmd)
     for term in ("tracking_lin_vel", "tracking_ang_vel"):
-        assert weighted(term, good) == pytest.approx(getattr(RewardsCfg(), term))  # exp(0) * weight
+        assert weighted(term, good) == pytest.approx(RewardsCfg().terms[term].weight)  # exp(0) * weight
         assert 0.0 < weighted(term, bad) < weighted(term, good)
 
 

@@ -69,10 +69,11 @@ def test_captured_graph_steps_like_eager_launches():
     kernels one by one gives, also after resets and per-world parameters written once the graph exists."""
     import numpy as np
 
-    from envs.assets import resolve
     from envs.backends.warp import WarpBackend
+    from envs.robots import load
+    from envs.scene import legged_scene
 
-    graph, eager = (WarpBackend(resolve("go1.xml"), 2, 4, device="cpu") for _ in range(2))
+    graph, eager = (WarpBackend(legged_scene(load("go1")).spec, 2, 4, device="cpu") for _ in range(2))
     eager._launch = lambda: eager._substeps(eager.dw)  # kernel by kernel, every step
     stand = torch.as_tensor(graph.model.qpos0[7:], dtype=torch.float32)
     start_q = graph.qpos.clone()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..config import ConfigError
 from .base import Backend
@@ -36,13 +37,15 @@ def check_device(name: str, device: str) -> None:
         raise ConfigError(f"device: {device!r} asked for, but torch sees no CUDA GPU here (use --device cpu)")
 
 
-def make_backend(name: str, model_path: Path, num_envs: int, decimation: int, device: str = "cpu",
+def make_backend(name: str, model: Path | Any, num_envs: int, decimation: int, device: str = "cpu",
                  **kwargs) -> Backend:
+    """Backend `name` stepping `num_envs` worlds of `model`: an MJCF file or a composed `mujoco.MjSpec` (then
+    `model_path=` names it, e.g. the robot's MJCF)."""
     check_device(name, device)
     if name == "mujoco":
         from .mujoco_cpu import MujocoBackend
 
-        return MujocoBackend(model_path, num_envs, decimation, **kwargs)
+        return MujocoBackend(model, num_envs, decimation, **kwargs)
     try:
         if name == "warp":
             from .warp import WarpBackend as cls
@@ -50,4 +53,4 @@ def make_backend(name: str, model_path: Path, num_envs: int, decimation: int, de
             from .isaacgym import IsaacGymBackend as cls  # type: ignore[no-redef]
     except ImportError as e:
         raise ConfigError(f"backend: {name!r} needs a package that is not installed ({e}); {INSTALL[name]}") from e
-    return cls(model_path, num_envs, decimation, device=device, **kwargs)
+    return cls(model, num_envs, decimation, device=device, **kwargs)

@@ -1,7 +1,8 @@
 """What every simulation backend gives the tasks: N worlds of one MJCF model, stepped together, state as torch tensors.
 
 Tasks (envs/locomotion, envs/manipulation) only use the members below, so a backend that has them runs every task.
-Indices and layouts are MuJoCo's, taken from the host `model` (the MJCF the task named): `qpos` (N, nq) and `qvel`
+Indices and layouts are MuJoCo's, taken from the host `model` (the MJCF file or the composed `mujoco.MjSpec` the task
+gave): `qpos` (N, nq) and `qvel`
 (N, nv) in MuJoCo's order (a free joint's qpos is position + quaternion w, x, y, z; its qvel is the linear velocity in
 the world frame and the angular velocity in the body frame). Tensors live on `device`; `qpos`, `qvel`, `time` are
 read-only views of the current state (write through `reset` and `set_qvel`). Sensors are the MJCF's `<sensor>`
@@ -21,10 +22,11 @@ if TYPE_CHECKING:  # importing the backends package must stay light: `pgr` picks
     import torch
 
 
-def load_model(model_path: str | Path, num_envs: int, decimation: int, timestep: float | None = None,
-               opt: dict | None = None) -> tuple[Path, mujoco.MjModel]:
-    """The sizes every backend checks, and the MJCF as the host model with the task's timestep and MjOption
-    overrides (e.g. {"iterations": 20}) applied: (resolved path, model)."""
+def load_model(model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, timestep: float | None = None,
+               opt: dict | None = None, model_path: str | Path | None = None) -> tuple[Path, mujoco.MjModel]:
+    """The sizes every backend checks, and the host model with the task's timestep and MjOption overrides (e.g.
+    {"iterations": 20}) applied: (path naming the model, model). `model` is an MJCF file or a composed
+    `mujoco.MjSpec` (envs/scene.py), which `model_path` then names (default: the spec's model name)."""
     from pathlib import Path
 
     import mujoco
@@ -33,19 +35,43 @@ def load_model(model_path: str | Path, num_envs: int, decimation: int, timestep:
         raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
     if decimation < 1:
         raise ValueError(f"decimation: must be >= 1, got {decimation}")
-    path = Path(model_path).resolve()
-    model = mujoco.MjModel.from_xml_path(str(path))
+    if isinstance(model, mujoco.MjSpec):
+        path = Path(model_path if model_path is not None else f"{model.modelname}.xml").resolve()
+        compiled = model.compile()
+    else:
+        path = Path(model).resolve()
+        compiled = mujoco.MjModel.from_xml_path(str(path))
     if timestep is not None:
-        model.opt.timestep = timestep
+        compiled.opt.timestep = timestep
     for key, value in (opt or {}).items():
-        setattr(model.opt, key, value)
-    return path, model
+        setattr(compiled.opt, key, value)
+    return path, compiled
+
+
+def mjcf_file(model: str | Path | mujoco.MjSpec) -> Path:
+    """An MJCF file of `model`, for simulators that read files: the file itself, or a composed spec written to a
+    temporary folder (its mesh and texture folders made absolute, so the file loads from there)."""
+    import tempfile
+    from pathlib import Path
+
+    import mujoco
+
+    if not isinstance(model, mujoco.MjSpec):
+        return Path(model).resolve()
+    base = Path(model.modelfiledir or ".")
+    for attr in ("meshdir", "texturedir"):
+        folder = Path(getattr(model, attr) or ".")
+        setattr(model, attr, str(folder if folder.is_absolute() else (base / folder).resolve()))
+    model.compile()
+    path = Path(tempfile.mkdtemp(prefix="pgr_scene_")) / f"{model.modelname or 'scene'}.xml"
+    path.write_text(model.to_xml())
+    return path
 
 
 class Backend(Protocol):
     name: str
     model: mujoco.MjModel  # host model: names, sizes, ranges, defaults
-    model_path: Path
+    model_path: Path  # the MJCF file, or for a composed scene its robot's MJCF
     num_envs: int
     decimation: int  # physics substeps per `step`
     physics_dt: float  # seconds per substep
@@ -70,6 +96,9 @@ class Backend(Protocol):
     def sensor(self, name: str) -> torch.Tensor: ...
 
     def sensor_history(self, name: str) -> torch.Tensor: ...
+
+    @property
+    def sensordata(self) -> torch.Tensor: ...  # (N, nsensordata) at the last substep, MuJoCo's layout
 
     def step(self, ctrl: torch.Tensor) -> None:
         """Hold `ctrl` (N, nu): actuator inputs, here joint position targets, for `decimation` substeps."""
@@ -135,3 +164,8 @@ class MjcfNames:
     def sensor_history(self, name: str) -> torch.Tensor:
         """Sensor `name` at every substep of the last step: a (N, decimation, dim) view."""
         return self._sens_t[:, :, self._sensor_slices[name]]
+
+    @property
+    def sensordata(self) -> torch.Tensor:
+        """All sensors at the last substep of the last step: a (N, nsensordata) view (columns: `model.sensor_adr`)."""
+        return self._sens_t[:, -1]

@@ -4,8 +4,8 @@ Needs NVIDIA's `isaacgym` package (not on PyPI: make_backend says how to install
 module raises ImportError. Isaac Gym must be imported before torch in a process, so a program that uses this
 backend starts with `import isaacgym`; importing it here comes too late once torch is loaded.
 
-The MJCF is loaded twice: by MuJoCo as the host `model` (names, sizes, the qpos/qvel layout, ranges, gains, the
-timestep) and by Isaac Gym's MJCF importer for simulation, one actor per world (env). State is exposed in MuJoCo's
+The MJCF (a file, or a composed scene written to a temporary file) is loaded twice: by MuJoCo as the host `model`
+(names, sizes, the qpos/qvel layout, ranges, gains, the timestep) and by Isaac Gym's MJCF importer for simulation, one actor per world (env). State is exposed in MuJoCo's
 layout (base.py): Isaac's root state (position, quaternion x y z w, centre-of-mass linear velocity and angular
 velocity, world frame) becomes the free joint's qpos/qvel (w x y z; body-origin velocity; angular velocity in the
 body frame), and Isaac's DOFs are matched to MuJoCo's joints by name. Position actuators become PhysX position
@@ -35,7 +35,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .base import MjcfNames, load_model
+from .base import MjcfNames, load_model, mjcf_file
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -72,11 +72,12 @@ class IsaacGymBackend(MjcfNames):
     _contact: torch.Tensor  # (N, B, 3) net contact force on each body
     _dof_force: torch.Tensor  # (N, D)
 
-    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda:0",
+    def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, device: str = "cuda:0",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None) -> None:
+                 opt: dict | None = None, model_path: str | Path | None = None) -> None:
         # `opt` (MjOption fields) reaches the host model only: PhysX has solver settings of its own
-        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+        self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
+        asset_file = mjcf_file(model)  # Isaac Gym's importer reads a file: a composed scene is written out
         m = self.model
         self.num_envs, self.decimation, self.max_qvel = num_envs, decimation, max_qvel
         self.physics_dt = float(m.opt.timestep)
@@ -103,7 +104,7 @@ class IsaacGymBackend(MjcfNames):
         opts.disable_gravity = bool(m.body_gravcomp[m.body_dofnum > 0].any())  # all 1 (checked)
         opts.angular_damping = opts.linear_damping = opts.armature = 0.0
         opts.max_angular_velocity = opts.max_linear_velocity = 10.0 * max_qvel  # above the divergence test
-        self._asset = asset = gym.load_asset(self._sim, str(self.model_path.parent), self.model_path.name, opts)
+        self._asset = asset = gym.load_asset(self._sim, str(asset_file.parent), asset_file.name, opts)
 
         # index maps, built once: MuJoCo hinge/slide joints <-> Isaac DOFs by name, MuJoCo bodies -> Isaac bodies
         dofs, bodies = gym.get_asset_dof_dict(asset), gym.get_asset_rigid_body_dict(asset)
@@ -291,6 +292,11 @@ class IsaacGymBackend(MjcfNames):
     def sensor_history(self, name: str) -> torch.Tensor:
         """Sensor `name` at every substep of the last step: (N, decimation, dim)."""
         return self._hist[:, :, self._sensor_slice(name)]
+
+    @property
+    def sensordata(self) -> torch.Tensor:
+        """All sensors at the last substep, MuJoCo's layout (columns of sensors it does not compute stay 0)."""
+        return self._hist[:, -1]
 
     # ---- state: Isaac <-> MuJoCo layout ----------------------------------------------------------------------
     def _refresh(self) -> None:

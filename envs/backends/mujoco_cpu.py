@@ -46,10 +46,10 @@ class MujocoBackend(MjcfNames):
     name = "mujoco"
     device = torch.device("cpu")
 
-    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, nthread: int = 0,
+    def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, nthread: int = 0,
                  timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None):
-        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+                 opt: dict | None = None, model_path: str | Path | None = None):
+        self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         self.num_envs = num_envs
         self.decimation = decimation
         self.nthread = nthread or os.cpu_count() or 1
@@ -189,6 +189,9 @@ class MujocoBackend(MjcfNames):
             got = tuple(state["state"].shape) if "state" in state else "a checkpoint of another backend"
             raise ValueError(f"backend state: expected shape {self._state.shape}, got {got}"
                              " (a different num_envs, model or backend?)")
+        if tuple(state["sensordata"].shape) != self._sens.shape:
+            raise ValueError(f"backend state: expected sensor data of shape {self._sens.shape}, got "
+                             f"{tuple(state['sensordata'].shape)} (a checkpoint of a model with other sensors?)")
         self._state[:] = state["state"].numpy()
         self._sens[:] = state["sensordata"].numpy()
         self.num_diverged = int(state["num_diverged"])

@@ -45,10 +45,10 @@ class WarpBackend(MjcfNames):
 
     name = "warp"
 
-    def __init__(self, model_path: str | Path, num_envs: int, decimation: int, device: str = "cuda",
+    def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, device: str = "cuda",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None):
-        self.model_path, self.model = load_model(model_path, num_envs, decimation, timestep, opt)
+                 opt: dict | None = None, model_path: str | Path | None = None):
+        self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # Warp needs the GPU's number
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -246,6 +246,9 @@ class WarpBackend(MjcfNames):
             got = tuple(state["qpos"].shape) if "qpos" in state else "a checkpoint of another backend"
             raise ValueError(f"backend state: expected qpos of shape {tuple(self.qpos.shape)}, got {got}"
                              " (a different num_envs, model or backend?)")
+        if tuple(state["sensordata"].shape) != tuple(self._sens_t.shape):
+            raise ValueError(f"backend state: expected sensor data of shape {tuple(self._sens_t.shape)}, got "
+                             f"{tuple(state['sensordata'].shape)} (a checkpoint of a model with other sensors?)")
         for t, key in ((self.qpos, "qpos"), (self.qvel, "qvel"), (self.time, "time"),
                        (self._warmstart, "qacc_warmstart"), (self._sens_t, "sensordata")):
             t.copy_(state[key])

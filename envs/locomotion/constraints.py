@@ -25,9 +25,9 @@ def action_rate(s: LocoState) -> torch.Tensor:
     return (s.actions - s.last_actions).abs() * s.action_scale / s.dt
 
 
-def body_contact(s: LocoState) -> torch.Tensor:
-    forces = torch.cat([s.trunk_force[:, None], s.thigh_forces], dim=1)
-    return (forces.norm(dim=-1) > 1.0).to(s.joint_pos.dtype)
+def body_contact(s: LocoState, threshold: float = 1.0) -> torch.Tensor:
+    """1 for each of the preset's constrained_contacts bodies touching the ground."""
+    return (s.constrained_contact_forces.norm(dim=-1) > threshold).to(s.joint_pos.dtype)
 
 
 def foot_contact_force(s: LocoState) -> torch.Tensor:
@@ -36,6 +36,3 @@ def foot_contact_force(s: LocoState) -> torch.Tensor:
 
 def base_orientation(s: LocoState) -> torch.Tensor:
     return s.projected_gravity[:, :2].norm(dim=1, keepdim=True)
-
-
-TERMS = ("torque", "joint_vel", "joint_acc", "action_rate", "body_contact", "foot_contact_force", "base_orientation")

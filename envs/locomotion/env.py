@@ -1,51 +1,64 @@
-"""Quadruped velocity tracking on flat ground (task `quadruped-flat`), batched over N worlds.
+"""Legged velocity tracking on flat ground (task `quadruped-flat`), batched over N worlds, for any legged robot preset.
 
-The backend only steps physics and exposes state; this class turns that state into observations, shaped rewards,
-CaT termination probabilities and terminations, samples commands, randomizes, and auto-resets finished worlds
-(the returned observation of a finished world is the first of its next episode).
+The scene (envs/scene.py) is composed from the robot preset; the backend only steps physics and exposes state; the
+task is its config's term lists (observations, rewards, CaT constraints, terminations, events, commands, curricula:
+plain functions in this package, picked by name) and the short `step` below: actions -> sim -> state -> terms ->
+resets. Finished worlds auto-reset (the returned observation of a finished world is the first of its next episode).
 """
 
 from __future__ import annotations
 
-import re
+import importlib
+import inspect
+from typing import Any, Callable
 
 import numpy as np
 
 import torch
 
 from .. import rotations
-from ..assets import resolve as resolve_asset
 from ..backends import make_backend
 from ..cat import ConstraintsAsTerminations
 from ..config import ConfigError
-from . import constraints as constraint_terms
-from . import observations as obs_terms
-from . import rewards as reward_terms
-from .config import QuadrupedFlatCfg
+from ..scene import Scene, legged_scene
+from . import commands as command_terms
+from .config import QuadrupedFlatCfg, functions
 from .state import LocoState
 
+UNLIMITED = 1e6  # the range (rad) given to a joint without limits
 
-def joint_table(table: dict[str, float], joints: list[str], where: str) -> list[float]:
-    """Resolve a {regex: value} table to one value per joint, in `joints` order."""
-    values: list[float | None] = [None] * len(joints)
-    for pattern, value in table.items():
+
+def bind(section: str, name: str, func: str, params: dict, fixed: int) -> Callable:
+    """The term function `func` (default: `name`) of `section`'s module, or ``module:function``, with `params` bound;
+    an unknown function or a parameter it does not take is a ConfigError naming the field."""
+    where = f"task.{section}.{name}"
+    ref = func or name
+    module = {"observations": "observations", "rewards": "rewards", "constraints": "constraints",
+              "terminations": "terminations", "randomization": "events", "curriculum": "curricula"}[section]
+    if ":" in ref:
+        mod, _, attr = ref.partition(":")
         try:
-            hits = [i for i, j in enumerate(joints) if re.fullmatch(pattern, j)]
-        except re.error as exc:
-            raise ConfigError(f"{where}: {pattern!r} is not a valid pattern ({exc})") from None
-        if not hits:
-            raise ConfigError(f"{where}: {pattern!r} matches no joint in the model (joints: {', '.join(joints)})")
-        for i in hits:
-            if values[i] is not None:
-                raise ConfigError(f"{where}: joint {joints[i]} is matched by more than one pattern")
-            values[i] = value
-    missing = [j for j, v in zip(joints, values) if v is None]
+            fn = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{where}.func: cannot import {ref!r} ({exc})") from None
+    else:
+        if ref not in functions(module):
+            raise ConfigError(f"{where}{'.func' if func else ''}: unknown {section} term {ref!r} "
+                              f"(known: {', '.join(functions(module))})")
+        fn = getattr(importlib.import_module(f"{__package__}.{module}"), ref)
+    signature = inspect.signature(fn)
+    takes = list(signature.parameters)[fixed:]
+    for key in params:
+        if key not in takes:
+            raise ConfigError(f"{where}.params.{key}: {ref} takes no such parameter "
+                              f"(takes: {', '.join(takes) or 'none'})")
+    missing = [p for p in takes if p not in params and signature.parameters[p].default is inspect.Parameter.empty]
     if missing:
-        raise ConfigError(f"{where}: no value for joint(s) {', '.join(missing)}")
-    return values  # type: ignore[return-value]
+        raise ConfigError(f"{where}.params: {ref} needs {', '.join(missing)}")
+    return lambda *args: fn(*args, **params)
 
 
-class QuadrupedFlatEnv:
+class LeggedEnv:
     task = "quadruped-flat"
 
     def __init__(self, cfg: QuadrupedFlatCfg | None = None, num_envs: int = 1024, device: str = "cpu", seed: int = 0,
@@ -54,8 +67,10 @@ class QuadrupedFlatEnv:
         if num_envs < 1:
             raise ConfigError(f"num_envs: must be >= 1, got {num_envs}")
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
-        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
-                                nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel,
+        self.scene = self.build_scene(cfg)
+        self.sim = make_backend(backend, self.scene.spec, num_envs, cfg.sim.decimation, device=device,
+                                model_path=self.scene.path, nthread=cfg.sim.nthread, timestep=cfg.sim.dt,
+                                max_qvel=cfg.sim.max_qvel,
                                 opt={"iterations": cfg.sim.solver_iterations} if cfg.sim.solver_iterations else None)
         # after the backend, which checks that `device` can run here, before anything uses the device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -64,74 +79,113 @@ class QuadrupedFlatEnv:
         self._setup_robot()
         self._setup_terms()
         self._allocate_buffers()
-        if cfg.randomization.enabled:
-            self._randomize_models()
+        for event in self._events["startup"]:
+            event(self)
         self.reset()
+
+    @staticmethod
+    def build_scene(cfg: QuadrupedFlatCfg) -> Scene:
+        """The task's scene: the robot preset on the configured ground, with a legged task's actuators and sensors."""
+        return legged_scene(cfg.robot, cfg.ground.type, cfg.ground.friction)
 
     # ---- set-up ------------------------------------------------------------------------------------------------
     def _setup_robot(self) -> None:
-        r, sim = self.cfg.robot, self.sim
-        self.joint_names = sim.actuated_joint_names
+        r, sim, robot = self.cfg.robot, self.sim, self.scene.robot
+        model = sim.model
+        self.joint_names = list(robot.joints)
         self.num_actions = len(self.joint_names)
         f = dict(dtype=torch.float32, device=self.device)
-        self.default_joint_pos = torch.tensor(joint_table(r.default_joint_pos, self.joint_names,
-                                                          "task.robot.default_joint_pos"), **f)
-        self.kp = joint_table(r.kp, self.joint_names, "task.robot.kp")
-        self.kd = joint_table(r.kd, self.joint_names, "task.robot.kd")
-        self.torque_limits = torch.tensor(joint_table(r.torque_limits, self.joint_names,
-                                                      "task.robot.torque_limits"), **f)
-        self.velocity_limits = torch.tensor(joint_table(r.velocity_limits, self.joint_names,
-                                                        "task.robot.velocity_limits"), **f)
-        sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy())
+        base = model.body(r.base_body).id
+        if not (model.body_jntnum[base] and model.jnt_type[model.body_jntadr[base]] == 0):  # mjJNT_FREE
+            raise ConfigError(f"task.robot.floating_base: {self.task} needs a free-floating base, {r.base_body!r} "
+                              f"is fixed (set floating_base: true)")
+        self.base_qpos_adr = int(model.jnt_qposadr[model.body_jntadr[base]])
+        self.base_dof_adr = int(model.jnt_dofadr[model.body_jntadr[base]])
+        self.default_joint_pos = torch.tensor(robot.table("default_joint_pos"), **f)
+        self.kp = [float(v or 0.0) for v in robot.table("kp", required=False)]
+        self.kd = [float(v or 0.0) for v in robot.table("kd", required=False)]
+        self.torque_limits = torch.tensor(robot.table("torque_limits"), **f)
+        velocity = robot.table("velocity_limits", required="joint_vel" in self.cfg.constraints.terms
+                               and self.cfg.constraints.terms["joint_vel"].enabled)
+        self.velocity_limits = torch.tensor([np.inf if v is None else v for v in velocity], **f)
+        if r.actuator == "position":
+            sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy())
+        self.strength = torch.ones(self.num_envs, 1, **f)  # motor actuators: per-world torque scale
         # index tensors on the backend's device: a CPU index into GPU state would be copied over every step
-        self._qpos_idx = torch.tensor(sim.joint_qpos_index(self.joint_names), device=sim.device)
-        self._dof_idx = torch.tensor(sim.joint_dof_index(self.joint_names), device=sim.device)
+        self.joint_qpos_index = torch.tensor(sim.joint_qpos_index(self.joint_names), device=sim.device)
+        self.joint_dof_index = torch.tensor(sim.joint_dof_index(self.joint_names), device=sim.device)
         self._gravity = torch.tensor([0.0, 0.0, -1.0], **f).expand(self.num_envs, 3)
-        model = sim.model
-        self.joint_pos_limits = torch.tensor(np.array([model.joint(j).range for j in self.joint_names]), **f)
+        ranges = np.array([model.joint(j).range if model.joint(j).limited[0] else [-UNLIMITED, UNLIMITED]
+                           for j in self.joint_names])
+        self.joint_pos_limits = torch.tensor(ranges, **f)
 
-        def body_sensor(name: str, where: str) -> str:
-            sensor = f"{name}_force"
-            if sensor not in sim.sensor_names():
-                raise ConfigError(f"{where}: {name!r} has no contact sensor {sensor!r} in {sim.model_path.name}")
-            return sensor
+        # every sensor the state reads, gathered by one index per step; each group a slice of the gathered columns
+        s, cols = self.scene, list[int]()
 
-        self._foot_sensors = [body_sensor(n, "task.robot.feet") for n in r.feet]
-        self._foot_pos_sensors = [f"{n}_pos" for n in r.feet]
-        self._foot_vel_sensors = [f"{n}_vel" for n in r.feet]
-        missing = [s for s in self._foot_pos_sensors + self._foot_vel_sensors if s not in sim.sensor_names()]
-        if missing:
-            raise ConfigError(f"task.robot.feet: {sim.model_path.name} lacks foot sensors {missing}")
-        self._thigh_sensors = [body_sensor(n, "task.robot.thighs") for n in r.thighs]
-        self._calf_sensors = [body_sensor(n, "task.robot.calves") for n in r.calves]
-        self._trunk_sensor = body_sensor(r.base_body, "task.robot.base_body")
-        for where, name, kind in (("task.robot.base_body", r.base_body, "body"),
-                                  ("task.robot.floor_geom", r.floor_geom, "geom")):
-            try:
-                getattr(model, kind)(name)
-            except KeyError:
-                raise ConfigError(f"{where}: no {kind} {name!r} in {sim.model_path.name}") from None
-        self._torque_sensors = [f"{model.actuator(i).name}_torque" for i in range(model.nu)]
-        missing = [s for s in self._torque_sensors if s not in sim.sensor_names()]
-        if missing:
-            raise ConfigError(f"task.robot.mjcf: {sim.model_path.name} lacks actuatorfrc sensors {missing}")
+        def group(sensors: list[list[str]], dim: int = 3) -> tuple[slice, torch.Tensor | None, int]:
+            """(columns, per-sensor group or None when every group is one sensor, number of groups) of groups of
+            `dim`-d sensors whose values add up per group."""
+            start, owner = len(cols), []
+            for g, names in enumerate(sensors):
+                for name in names:
+                    adr = int(model.sensor(name).adr[0])
+                    cols.extend(range(adr, adr + dim))
+                    owner.append(g)
+            summed = None if len(owner) == len(sensors) else torch.tensor(owner, device=self.device)
+            return slice(start, len(cols)), summed, len(sensors)
+
+        self._foot_force = group(s.foot_force)
+        self._foot_pos = group([[n] for n in s.foot_pos])
+        self._foot_vel = group([[n] for n in s.foot_vel])
+        self._contact_groups = {role: group([s.body_force[b] for b in getattr(r, f"{role}_contacts")])
+                                for role in ("undesired", "constrained", "termination")}
+        self._torques = group([[n] for n in s.torque], dim=1)
+        self._sensor_cols = torch.tensor(cols, dtype=torch.long, device=sim.device)
 
     def _setup_terms(self) -> None:
-        oc, cc = self.cfg.observations, self.cfg.constraints
+        cfg = self.cfg
+        oc = cfg.observations
         self.observation_layout: dict[str, list[tuple[str, int]]] = {}
-        self._obs_scale: dict[str, torch.Tensor] = {}
-        self._obs_clip: dict[str, torch.Tensor] = {}
+        self._obs_terms: dict[str, Callable] = {}
         for group in ("policy", "critic"):
-            names = getattr(oc, group)
-            for name in names:
-                if not hasattr(obs_terms, name) or not hasattr(oc, name):
-                    raise ConfigError(f"task.observations.{group}: unknown term {name!r}")
-            self.observation_layout[group] = [(n, 0) for n in names]
-        self.reward_weights = {n: getattr(self.cfg.rewards, n) * self.dt for n in reward_terms.TERMS
-                               if getattr(self.cfg.rewards, n) != 0.0}
-        enabled = [n for n in constraint_terms.TERMS if getattr(cc, n).enabled]
-        self.cat = ConstraintsAsTerminations({n: getattr(cc, n).limit for n in enabled},
-                                             {n: getattr(cc, n).p_max for n in enabled}, tau=cc.tau)
+            for name in getattr(oc, group):
+                if name not in oc.terms:
+                    raise ConfigError(f"task.observations.{group}: unknown term {name!r} (terms: "
+                                      f"{', '.join(oc.terms)})")
+                term = oc.terms[name]
+                self._obs_terms[name] = bind("observations", name, term.func, term.params, 1)
+            self.observation_layout[group] = [(n, 0) for n in getattr(oc, group)]
+        self.reward_weights = {n: t.weight * self.dt for n, t in cfg.rewards.terms.items() if t.weight != 0.0}
+        self._rewards = {n: bind("rewards", n, cfg.rewards.terms[n].func, cfg.rewards.terms[n].params, 1)
+                         for n in self.reward_weights}
+        cc = cfg.constraints
+        enabled = {n: t for n, t in cc.terms.items() if t.enabled}
+        self._constraints = {n: bind("constraints", n, t.func, t.params, 1) for n, t in enabled.items()}
+        self.cat = ConstraintsAsTerminations({n: t.limit for n, t in enabled.items()},
+                                             {n: t.p_max for n, t in enabled.items()}, tau=cc.tau)
+        self._terminations = [bind("terminations", n, t.func, t.params, 1)
+                              for n, t in cfg.terminations.terms.items() if t.enabled]
+        rc = cfg.randomization
+        fixed = {"startup": 1, "reset": 4, "interval": 1}
+        self._events: dict[str, list[Callable]] = {mode: [] for mode in fixed}
+        self._intervals: list[tuple[int, Callable]] = []
+        for name, event in rc.terms.items():
+            fn = bind("randomization", name, event.func, event.params, fixed[event.mode])
+            if not (rc.enabled and event.enabled):
+                continue
+            if event.mode == "interval":
+                steps = int(round(event.interval_s / self.dt))
+                if steps > 0:
+                    self._intervals.append((steps, fn))
+            else:
+                self._events[event.mode].append(fn)
+        self._curricula = [bind("curriculum", n, t.func, t.params, 2)
+                           for n, t in cfg.curriculum.terms.items() if t.enabled]
+        if cfg.commands.func not in functions("commands"):
+            raise ConfigError(f"task.commands.func: unknown command term {cfg.commands.func!r} "
+                              f"(known: {', '.join(functions('commands'))})")
+        self._command = getattr(command_terms, cfg.commands.func)
+        self.command_ranges = {n: tuple(getattr(cfg.commands, n)) for n in command_terms.NAMES}
 
     def _allocate_buffers(self) -> None:
         n, a, f = self.num_envs, self.num_actions, dict(dtype=torch.float32, device=self.device)
@@ -140,63 +194,72 @@ class QuadrupedFlatEnv:
         self.last_joint_vel = torch.zeros(n, a, **f)
         self.commands = torch.zeros(n, 3, **f)
         self.episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
-        self.feet_air_time = torch.zeros(n, len(self._foot_sensors), **f)
-        self.last_contact = torch.zeros(n, len(self._foot_sensors), dtype=torch.bool, device=self.device)
+        self.feet_air_time = torch.zeros(n, len(self.cfg.robot.feet), **f)
+        self.last_contact = torch.zeros(n, len(self.cfg.robot.feet), dtype=torch.bool, device=self.device)
         self.episode_sums = {k: torch.zeros(n, **f) for k in self.reward_weights}
         self.common_step_counter = 0
-        rc = self.cfg.randomization
-        self.push_interval = int(round(rc.push_interval_s / self.dt)) if rc.enabled and rc.push_interval_s > 0 else 0
         self.resample_interval = max(1, int(round(self.cfg.commands.resampling_time_s / self.dt)))
         self.state = self._read_state()
+        oc = self.cfg.observations
+        self._obs_scale: dict[str, torch.Tensor] = {}
+        self._obs_clip: dict[str, torch.Tensor] = {}
         for group, terms in self.observation_layout.items():
-            dims = [getattr(obs_terms, name)(self.state).shape[1] for name, _ in terms]
+            dims = [self._obs_terms[name](self.state).shape[1] for name, _ in terms]
             self.observation_layout[group] = [(name, d) for (name, _), d in zip(terms, dims)]
             scales = []
             for (name, _), d in zip(terms, dims):
-                s = torch.as_tensor(getattr(self.cfg.observations, name).scale, **f).flatten()
+                s = torch.as_tensor(oc.terms[name].scale, **f).flatten()
                 if s.numel() not in (1, d):
                     raise ConfigError(
                         f"task.observations.{name}.scale: expected 1 or {d} values, got {s.numel()}")
                 scales.append(s.expand(d))
             self._obs_scale[group] = torch.cat(scales)
-            self._obs_clip[group] = torch.cat([torch.full((d,), getattr(self.cfg.observations, name).clip, **f)
+            self._obs_clip[group] = torch.cat([torch.full((d,), oc.terms[name].clip, **f)
                                                for (name, _), d in zip(terms, dims)])
         self.num_obs = {g: sum(d for _, d in t) for g, t in self.observation_layout.items()}
 
-    def _uniform(self, lo: float, hi: float, *shape: int) -> torch.Tensor:
+    def uniform(self, lo: float, hi: float, *shape: int) -> torch.Tensor:
+        """Uniform random numbers in [lo, hi) from the env's generator, on its device."""
         return torch.rand(*shape, generator=self.gen, device=self.device) * (hi - lo) + lo
 
-    def _randomize_models(self) -> None:
-        """Per-world friction, added base mass and motor strength (sampled once, at start-up)."""
-        rc, n, sim = self.cfg.randomization, self.num_envs, self.sim
-        sim.set_geom_friction(self.cfg.robot.floor_geom, self._uniform(*rc.friction, n).cpu().numpy())
-        base_mass = float(sim.model.body(self.cfg.robot.base_body).mass[0])
-        sim.set_body_mass(self.cfg.robot.base_body, base_mass + self._uniform(*rc.added_base_mass, n).cpu().numpy())
-        sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy(),
-                         strength=self._uniform(*rc.motor_strength, n).cpu().numpy())
+    def set_motor_strength(self, strength: torch.Tensor) -> None:
+        """One factor per world on every actuator: kp and kd of position servos, the torque of motors."""
+        if self.cfg.robot.actuator == "position":
+            self.sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy(), strength=strength.cpu().numpy())
+        else:
+            self.strength = strength.to(self.device, torch.float32).reshape(-1, 1)
 
     # ---- state ---------------------------------------------------------------------------------------------
-    def _sensors(self, names: list[str]) -> torch.Tensor:
-        """Sensors `names` of equal dim, stacked: (N, len(names), dim)."""
-        return torch.stack([self.sim.sensor(s) for s in names], dim=1).to(self.device, torch.float32)
+    def _group(self, values: torch.Tensor, reader: tuple[slice, torch.Tensor | None, int], dim: int = 3
+               ) -> torch.Tensor:
+        """(N, groups, dim): a group's columns of the gathered sensor values, summed per group where needed."""
+        columns, owner, groups = reader
+        x = values[:, columns].unflatten(1, (-1, dim))
+        if owner is None:
+            return x
+        return torch.zeros(self.num_envs, groups, dim, device=self.device).index_add_(1, owner, x)
 
     def _read_state(self, joint_acc: torch.Tensor | None = None) -> LocoState:
         """The state from the backend; joint_acc (a finite difference the caller owns) defaults to zero."""
-        sim, dev = self.sim, self.device
+        sim, dev, r = self.sim, self.device, self.cfg.robot
         qpos = sim.qpos.to(dev, torch.float32)
         qvel = sim.qvel.to(dev, torch.float32)
-        quat = qpos[:, 3:7]
+        sens = torch.index_select(sim.sensordata, 1, self._sensor_cols).to(dev, torch.float32)
+        a, v = self.base_qpos_adr, self.base_dof_adr
+        quat = qpos[:, a + 3:a + 7]
         return LocoState(
-            dt=self.dt, action_scale=self.cfg.robot.action_scale, base_pos=qpos[:, :3], base_quat=quat,
-            base_lin_vel=rotations.rotate_inverse(quat, qvel[:, :3]), base_ang_vel=qvel[:, 3:6],
+            dt=self.dt, action_scale=r.action_scale, base_pos=qpos[:, a:a + 3], base_quat=quat,
+            base_lin_vel=rotations.rotate_inverse(quat, qvel[:, v:v + 3]), base_ang_vel=qvel[:, v + 3:v + 6],
             projected_gravity=rotations.rotate_inverse(quat, self._gravity),
-            joint_pos=qpos[:, self._qpos_idx], joint_vel=qvel[:, self._dof_idx],
+            joint_pos=qpos[:, self.joint_qpos_index], joint_vel=qvel[:, self.joint_dof_index],
             joint_acc=torch.zeros_like(self.actions) if joint_acc is None else joint_acc,
-            torques=self._sensors(self._torque_sensors)[:, :, 0],
+            torques=self._group(sens, self._torques, dim=1)[:, :, 0],
             actions=self.actions, last_actions=self.last_actions, command=self.commands,
-            foot_forces=self._sensors(self._foot_sensors), foot_pos=self._sensors(self._foot_pos_sensors),
-            foot_vel=self._sensors(self._foot_vel_sensors), trunk_force=self._sensors([self._trunk_sensor])[:, 0],
-            thigh_forces=self._sensors(self._thigh_sensors), calf_forces=self._sensors(self._calf_sensors),
+            foot_forces=self._group(sens, self._foot_force), foot_pos=self._group(sens, self._foot_pos),
+            foot_vel=self._group(sens, self._foot_vel),
+            undesired_contact_forces=self._group(sens, self._contact_groups["undesired"]),
+            constrained_contact_forces=self._group(sens, self._contact_groups["constrained"]),
+            termination_contact_forces=self._group(sens, self._contact_groups["termination"]),
             feet_air_time=torch.zeros_like(self.feet_air_time), first_contact=torch.zeros_like(self.last_contact),
             default_joint_pos=self.default_joint_pos, joint_pos_limits=self.joint_pos_limits,
             torque_limits=self.torque_limits, velocity_limits=self.velocity_limits)
@@ -207,45 +270,40 @@ class QuadrupedFlatEnv:
         for group, terms in self.observation_layout.items():
             parts = []
             for name, _ in terms:
-                term, tc = getattr(obs_terms, name)(self.state), getattr(oc, name)
-                if group == "policy" and oc.add_noise and tc.noise > 0:
-                    term = term + (torch.rand(term.shape, generator=self.gen, device=self.device) * 2 - 1) * tc.noise
+                term, noise = self._obs_terms[name](self.state), oc.terms[name].noise
+                if group == "policy" and oc.add_noise and noise > 0:
+                    term = term + (torch.rand(term.shape, generator=self.gen, device=self.device) * 2 - 1) * noise
                 parts.append(term)
             obs = torch.cat(parts, dim=1) * self._obs_scale[group]
             clip = self._obs_clip[group]
             out[group] = torch.maximum(torch.minimum(obs, clip), -clip)
         return out
 
-    # ---- commands, resets, pushes ----------------------------------------------------------------------------
+    # ---- commands and resets -------------------------------------------------------------------------------
     def _resample_commands(self, ids: torch.Tensor) -> None:
-        if len(ids) == 0:
-            return
-        c, n = self.cfg.commands, len(ids)
-        cmd = torch.stack([self._uniform(*c.lin_vel_x, n), self._uniform(*c.lin_vel_y, n),
-                           self._uniform(*c.ang_vel_yaw, n)], dim=1)
-        cmd[:, :2] *= (cmd[:, :2].norm(dim=1, keepdim=True) >= c.small_to_zero)
-        cmd *= (self._uniform(0.0, 1.0, n) >= c.standing_fraction)[:, None]
-        self.commands[ids] = cmd
+        if len(ids):
+            self.commands[ids] = self._command(self, len(ids), self.cfg.commands)
 
     def reset_idx(self, ids: torch.Tensor) -> None:
+        """Worlds `ids` start a new episode: the default pose at the reset height, heading +x, at rest, then the
+        reset events (random pose, heading, velocity), and new commands."""
         if len(ids) == 0:
             return
-        rc, n, sim = self.cfg.randomization, len(ids), self.sim
+        n, sim = len(ids), self.sim
         f = dict(dtype=sim.qpos.dtype, device=sim.device)
-        qpos, qvel = torch.zeros(n, sim.model.nq, **f), torch.zeros(n, sim.model.nv, **f)
-        qpos[:, 2] = self.cfg.robot.init_height
-        scale = self._uniform(*rc.init_joint_pos_scale, n, self.num_actions) if rc.enabled else 1.0
-        joints = torch.clamp(self.default_joint_pos * scale, self.joint_pos_limits[:, 0], self.joint_pos_limits[:, 1])
-        qpos[:, self._qpos_idx] = joints.to(qpos)
-        yaw = self._uniform(-3.14159, 3.14159, n) if rc.enabled else torch.zeros(n, device=self.device)
-        qpos[:, 3:7] = rotations.yaw_quat(yaw).to(qpos)
-        if rc.enabled:
-            qvel[:, :6] = self._uniform(-rc.init_base_vel, rc.init_base_vel, n, 6).to(qvel)
+        qpos = torch.as_tensor(sim.model.qpos0, **f).repeat(n, 1)
+        qvel = torch.zeros(n, sim.model.nv, **f)
+        a = self.base_qpos_adr
+        qpos[:, a:a + 3] = 0.0
+        qpos[:, a + 2] = self.cfg.robot.init_height
+        qpos[:, a + 3:a + 7] = torch.tensor([1.0, 0.0, 0.0, 0.0], **f)
+        qpos[:, self.joint_qpos_index] = torch.clamp(self.default_joint_pos, self.joint_pos_limits[:, 0],
+                                                     self.joint_pos_limits[:, 1]).to(qpos)
+        for event in self._events["reset"]:
+            event(self, ids, qpos, qvel)
         sim.reset(ids.to(sim.device), qpos, qvel)
-        self.actions[ids] = 0.0
-        self.last_actions[ids] = 0.0
-        self.last_joint_vel[ids] = 0.0
-        self.feet_air_time[ids] = 0.0
+        for buffer in (self.actions, self.last_actions, self.last_joint_vel, self.feet_air_time):
+            buffer[ids] = 0.0
         self.last_contact[ids] = False
         self.episode_length[ids] = 0
         self._resample_commands(ids)
@@ -260,20 +318,68 @@ class QuadrupedFlatEnv:
         if actions.shape != (self.num_envs, self.num_actions):
             raise ValueError(f"actions: expected shape ({self.num_envs}, {self.num_actions}), "
                              f"got {tuple(actions.shape)}")
-        rc = self.cfg.robot
-        self.last_actions = self.actions
-        self.actions = torch.nan_to_num(actions.to(self.device, torch.float32)).clamp(-rc.action_clip, rc.action_clip)
-        targets = self.default_joint_pos + self.actions * rc.action_scale
-        self.sim.step(targets)
+        # actions -> sim
+        self._apply(actions)
         diverged = self.sim.diverged.to(self.device)
         self.episode_length += 1
         self.common_step_counter += 1
-
+        # state
         s = self.state = self._read_state()
         s.joint_acc = (s.joint_vel - self.last_joint_vel) / self.dt
         self.last_joint_vel = s.joint_vel
+        self._feet_air_time(s)
+        # terms
+        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        for term in self._terminations:
+            terminated |= term(s)
+        time_outs = self.episode_length >= self.max_episode_length
+        reward = torch.zeros(self.num_envs, device=self.device)
+        for name, weight in self.reward_weights.items():
+            term = self._rewards[name](s) * weight
+            reward += term
+            self.episode_sums[name] += term
+        if self.cfg.rewards.only_positive:
+            reward = reward.clamp(min=0.0)
+        cat_delta, violation = self.cat({n: c(s) for n, c in self._constraints.items()})
+        cat_delta = torch.where(terminated, torch.ones_like(cat_delta), cat_delta)
+        done = terminated | time_outs | diverged
+        reward = torch.where(diverged, torch.zeros_like(reward), reward)
+        info = {"time_outs": time_outs & ~terminated & ~diverged, "terminated": terminated, "cat_delta": cat_delta,
+                "constraint_violation": violation, "num_diverged": diverged.sum()}
+        # resets, commands, interval events
+        done_ids = done.nonzero().flatten()
+        if len(done_ids):
+            info["episode"] = {k: v[done_ids].mean() for k, v in self.episode_sums.items()}
+            info["episode"]["length"] = self.episode_length[done_ids].float().mean() * self.dt
+            for curriculum in self._curricula:
+                curriculum(self, done_ids)
+            for v in self.episode_sums.values():
+                v[done_ids] = 0.0
+        self.reset_idx(done_ids)
+        due = ((self.episode_length % self.resample_interval) == 0) & (self.episode_length > 0)
+        self._resample_commands(due.nonzero().flatten())
+        fired = False
+        for steps, event in self._intervals:
+            if self.common_step_counter % steps == 0:
+                event(self)
+                fired = True
+        if len(done_ids) or fired:
+            self.state = self._read_state(s.joint_acc)
+        return self.observations(), reward, done, info
 
-        # feet air time: paid at touchdown (contact filtered over two steps, as legged_gym does)
+    def _apply(self, actions: torch.Tensor) -> None:
+        """Actions -> actuator inputs, held for the decimation substeps: joint position targets (default pose +
+        scaled action) for position servos, torques (scaled action, per-world strength) for motors."""
+        r = self.cfg.robot
+        self.last_actions = self.actions
+        self.actions = torch.nan_to_num(actions.to(self.device, torch.float32)).clamp(-r.action_clip, r.action_clip)
+        if r.actuator == "position":
+            self.sim.step(self.default_joint_pos + self.actions * r.action_scale)
+        else:
+            self.sim.step(self.actions * r.action_scale * self.strength)
+
+    def _feet_air_time(self, s: LocoState) -> None:
+        """Air time per foot, paid at touchdown (contact filtered over two steps, as legged_gym does)."""
         contact = s.foot_contact
         filtered = contact | self.last_contact
         first = (self.feet_air_time > 0) & filtered
@@ -283,55 +389,38 @@ class QuadrupedFlatEnv:
         self.feet_air_time *= ~filtered
         self.last_contact = contact
 
-        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        if self.cfg.terminations.base_contact:
-            terminated |= s.trunk_force.norm(dim=1) > 1.0
-        if self.cfg.terminations.upside_down:
-            terminated |= s.projected_gravity[:, 2] > 0
-        time_outs = self.episode_length >= self.max_episode_length
+    # ---- the deploy contract ---------------------------------------------------------------------------------
+    def deploy_contract(self) -> dict[str, Any]:
+        """What a robot needs to run this task's policy, exactly as simulated (ARCHITECTURE.md's exported contract,
+        less `schema_version`, `task` and `git_commit`, which the exporter adds)."""
+        r, oc, c = self.cfg.robot, self.cfg.observations, self.cfg.commands
+        if r.actuator != "position":
+            raise ConfigError(f"task.robot.actuator: the deploy contract carries joint position targets; a "
+                              f"{r.actuator!r}-driven robot cannot be exported")
+        terms = []
+        for name, dim in self.observation_layout["policy"]:
+            scale = oc.terms[name].scale
+            terms.append({"name": name, "dim": dim,
+                          "scale": [float(v) for v in (scale if isinstance(scale, list) else [scale] * dim)],
+                          "clip": float(oc.terms[name].clip), "history": 1})
+        return {
+            "kind": "joint_position", "robot": r.name, "joint_names": list(self.joint_names), "default_joint_pos": self.default_joint_pos.tolist(),
+            "action_scale": float(r.action_scale), "action_clip": float(r.action_clip),
+            "kp": [float(v) for v in self.kp], "kd": [float(v) for v in self.kd],
+            "torque_limits": self.torque_limits.tolist(), "joint_pos_limits": self.joint_pos_limits.tolist(),
+            "control_dt": float(self.dt), "observation_terms": terms, "command_names": list(command_terms.NAMES),
+            "command_ranges": [[float(v) for v in getattr(c, n)] for n in command_terms.NAMES]}
 
-        reward = torch.zeros(self.num_envs, device=self.device)
-        for name, weight in self.reward_weights.items():
-            term = getattr(reward_terms, name)(s, self.cfg.rewards) * weight
-            reward += term
-            self.episode_sums[name] += term
-        if self.cfg.rewards.only_positive:
-            reward = reward.clamp(min=0.0)
-        cat_delta, violation = self.cat({n: getattr(constraint_terms, n)(s) for n in self.cat.limits})
-        cat_delta = torch.where(terminated, torch.ones_like(cat_delta), cat_delta)
-
-        done = terminated | time_outs | diverged
-        reward = torch.where(diverged, torch.zeros_like(reward), reward)
-        info = {"time_outs": time_outs & ~terminated & ~diverged, "terminated": terminated, "cat_delta": cat_delta,
-                "constraint_violation": violation, "num_diverged": diverged.sum()}
-        done_ids = done.nonzero().flatten()
-        if len(done_ids):
-            info["episode"] = {k: v[done_ids].mean() for k, v in self.episode_sums.items()}
-            info["episode"]["length"] = self.episode_length[done_ids].float().mean() * self.dt
-            for v in self.episode_sums.values():
-                v[done_ids] = 0.0
-        self.reset_idx(done_ids)
-
-        due = ((self.episode_length % self.resample_interval) == 0) & (self.episode_length > 0)
-        self._resample_commands(due.nonzero().flatten())
-        pushed = bool(self.push_interval) and self.common_step_counter % self.push_interval == 0
-        if pushed:
-            push_max = self.cfg.randomization.push_max_vel
-            qvel = self.sim.qvel.clone()
-            qvel[:, :2] += self._uniform(-push_max, push_max, self.num_envs, 2).to(qvel)
-            self.sim.set_qvel(qvel)
-        if len(done_ids) or pushed:
-            self.state = self._read_state(s.joint_acc)
-        return self.observations(), reward, done, info
-
+    # ---- checkpoints -----------------------------------------------------------------------------------------
     _STATE = ("actions", "last_actions", "last_joint_vel", "commands", "episode_length", "feet_air_time",
-              "last_contact")
+              "last_contact", "strength")
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit-identically (with the same config and seed)."""
         return {"sim": self.sim.state_dict(), "gen": self.gen.get_state(), "cat": self.cat.state_dict(),
                 "common_step_counter": self.common_step_counter,
                 "episode_sums": {k: v.clone() for k, v in self.episode_sums.items()},
+                "command_ranges": {k: list(v) for k, v in self.command_ranges.items()},
                 **{k: getattr(self, k).clone() for k in self._STATE}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -340,9 +429,14 @@ class QuadrupedFlatEnv:
         self.cat.load_state_dict({k: v.to(self.device) for k, v in state["cat"].items()})
         self.common_step_counter = state["common_step_counter"]
         self.episode_sums = {k: v.to(self.device, copy=True) for k, v in state["episode_sums"].items()}
+        self.command_ranges.update({k: tuple(v) for k, v in state.get("command_ranges", {}).items()})
         for k in self._STATE:
-            setattr(self, k, state[k].clone().to(self.device))
+            if k in state:  # `strength` is new: checkpoints written before it keep the ones
+                setattr(self, k, state[k].clone().to(self.device))
         self.state = self._read_state()
 
     def close(self) -> None:
         self.sim.close()
+
+
+QuadrupedFlatEnv = LeggedEnv  # the name the task registry and older code use

@@ -33,3 +33,13 @@ def joint_vel(s: LocoState) -> torch.Tensor:
 
 def last_action(s: LocoState) -> torch.Tensor:
     return s.actions
+
+
+def base_height(s: LocoState) -> torch.Tensor:
+    """Height of the base above z = 0 (privileged on flat ground)."""
+    return s.base_pos[:, 2:3]
+
+
+def foot_contact(s: LocoState, threshold: float = 1.0) -> torch.Tensor:
+    """1 where a foot touches the ground, per foot."""
+    return (s.foot_forces.norm(dim=-1) > threshold).to(s.joint_pos.dtype)

@@ -1,4 +1,8 @@
-"""The batched robot state that observation, reward and constraint terms read."""
+"""The batched robot state that observation, reward, constraint and termination terms read.
+
+Robot parts come as the preset's groups, never by name: feet (F of them) and the bodies whose ground contact the task
+watches, in the three roles a preset gives them (undesired, constrained, terminating). Any count works, zero included.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,12 @@ class LocoState:
     actions: torch.Tensor  # (N, J)
     last_actions: torch.Tensor  # (N, J)
     command: torch.Tensor  # (N, 3) v_x, v_y (base frame, m/s), yaw rate (rad/s)
-    foot_forces: torch.Tensor  # (N, F, 3) world
+    foot_forces: torch.Tensor  # (N, F, 3) world: net contact force with the ground
     foot_pos: torch.Tensor  # (N, F, 3) world
     foot_vel: torch.Tensor  # (N, F, 3) world
-    trunk_force: torch.Tensor  # (N, 3)
-    thigh_forces: torch.Tensor  # (N, 4, 3)
-    calf_forces: torch.Tensor  # (N, 4, 3)
+    undesired_contact_forces: torch.Tensor  # (N, U, 3) the preset's undesired_contacts bodies (feet excluded)
+    constrained_contact_forces: torch.Tensor  # (N, C, 3) constrained_contacts
+    termination_contact_forces: torch.Tensor  # (N, T, 3) termination_contacts
     feet_air_time: torch.Tensor  # (N, F) air time of the swing that just ended at touchdown (s), else 0
     first_contact: torch.Tensor  # (N, F) bool: touchdown this step
     default_joint_pos: torch.Tensor  # (J,)

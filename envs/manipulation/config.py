@@ -17,7 +17,7 @@ def _positive(obj, *names: str) -> None:
 
 @dataclass
 class ArmRobotCfg:
-    mjcf: str = "panda.xml"
+    preset: str = "panda"  # the robot (envs/robots/): MJCF and joint servos; the kinematics below are the Panda's
     arm_joints: list[str] = field(default_factory=lambda: [f"joint{i}" for i in range(1, 8)])
     finger_joints: list[str] = field(default_factory=lambda: ["finger_joint1", "finger_joint2"])
     object_joint: str = "object"
@@ -97,8 +97,19 @@ class ArmRandomizationCfg:
                 raise ValueError(f"{name}: expected 0 < low <= high, got {[lo, hi]}")
 
 
+def migrate(data: dict | None) -> dict | None:
+    """A task mapping of an older version (`robot.mjcf: panda.xml`, the arm scene in one file) in today's layout."""
+    robot = data.get("robot") if isinstance(data, dict) else None
+    if isinstance(robot, dict) and "mjcf" in robot:
+        if robot["mjcf"] != "panda.xml":
+            raise ValueError(f"task.robot.mjcf: a config of an older version with its own model ({robot['mjcf']})")
+        data = {**data, "robot": {k: v for k, v in robot.items() if k != "mjcf"}}
+    return data
+
+
 @dataclass
 class ArmGoalCfg:
+    migrate = staticmethod(migrate)
     robot: ArmRobotCfg = field(default_factory=ArmRobotCfg)
     goal: GoalCfg = field(default_factory=GoalCfg)
     sim: ArmSimCfg = field(default_factory=ArmSimCfg)

@@ -11,14 +11,19 @@ episode's last observation (the returned one is already the next episode's first
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from ..assets import resolve as resolve_asset
 from ..backends import make_backend
 from ..config import ConfigError
+from ..gym_goal import goal_contract
+from ..robots import load
+from ..scene import Scene
 from .config import ArmGoalCfg
 from .kinematics import PandaKinematics, solve_ik
+from .scene import arm_scene
 
 # the gripper points down, fingers opening along the world y axis
 DOWN = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
@@ -35,19 +40,15 @@ class ArmGoalEnv:
         self.cfg, self.num_envs, self.device = cfg, num_envs, torch.device(device)
         self.task = {"reach": "arm-reach", "push": "arm-push", "pick_place": "arm-pick-place"}[cfg.goal.task]
         self.has_object = cfg.goal.task != "reach"
-        self.sim = make_backend(backend, resolve_asset(cfg.robot.mjcf), num_envs, cfg.sim.decimation, device=device,
-                                nthread=cfg.sim.nthread, timestep=cfg.sim.dt, max_qvel=cfg.sim.max_qvel)
+        self.scene = self.build_scene(cfg)
+        self.sim = make_backend(backend, self.scene.spec, num_envs, cfg.sim.decimation, device=device,
+                                model_path=self.scene.path, nthread=cfg.sim.nthread, timestep=cfg.sim.dt,
+                                max_qvel=cfg.sim.max_qvel)
         # after the backend, which checks that `device` can run here, before anything uses the device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.episode_steps = cfg.goal.episode_steps
         self.num_actions = 4
-        # for the deploy contract: names, the action that stops the arm where it is with the gripper closed (it
-        # drops nothing), and the figures a robot-side Cartesian driver needs to turn an action into motion
-        self.action_names = ["dx", "dy", "dz", "gripper"]
-        self.safe_action = [0.0, 0.0, 0.0, -1.0]
-        self.deploy_params = {"max_displacement": cfg.robot.max_displacement, "finger_open": cfg.robot.finger_open,
-                              "distance_threshold": cfg.goal.distance_threshold}
         self._setup_robot()
         self.t = 0
         self.goal = torch.zeros(num_envs, 3, device=self.device)
@@ -59,6 +60,11 @@ class ArmGoalEnv:
         obs = self.reset()
         self.observation_dims = {k: int(v.shape[1]) for k, v in obs.items()}
         self.goal_dim = 3
+
+    @staticmethod
+    def build_scene(cfg: ArmGoalCfg) -> Scene:
+        """The robot preset with its servos, the table and the box (envs/manipulation/scene.py)."""
+        return arm_scene(load(cfg.robot.preset), cfg.robot.object_half_size)
 
     # ---- set-up ------------------------------------------------------------------------------------------------
     def _setup_robot(self) -> None:
@@ -219,6 +225,15 @@ class ArmGoalEnv:
         return obs, reward, done, info
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
+    def deploy_contract(self) -> dict:
+        """Kind "vector": (dx, dy, dz, gripper) in [-1, 1]; the safe action stops the arm where it is with the gripper
+        closed (it drops nothing); task_params are what a robot-side Cartesian driver needs to turn an action into
+        motion."""
+        r, g = self.cfg.robot, self.cfg.goal
+        return goal_contract(self, Path(r.preset).stem, ["dx", "dy", "dz", "gripper"], [0.0, 0.0, 0.0, -1.0],
+                             {"max_displacement": r.max_displacement, "finger_open": r.finger_open,
+                              "distance_threshold": g.distance_threshold})
+
     def state_dict(self) -> dict:
         return {"sim": self.sim.state_dict(), "t": self.t, "goal": self.goal.clone(), "last_tcp": self.last_tcp.clone(),
                 "tcp_target": self.tcp_target.clone(), "last_fingers": self.last_fingers.clone(), "gen": self.gen.get_state()}

@@ -1,5 +1,5 @@
 """Batched kinematics of the Panda-class arm in torch: forward kinematics from the published (modified) DH table,
-the geometric Jacobian, and damped-least-squares differential IK. The MJCF (`assets/panda.xml`) is built from the
+the geometric Jacobian, and damped-least-squares differential IK. The MJCF (`robots/panda/panda.xml`) is built from the
 same table, so these agree with MuJoCo to float precision (a test checks it)."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from pg_robotics.deploy.policy import Policy
-from pg_robotics.envs.assets import resolve
+from pg_robotics.envs.scene import sim_model
 from pg_robotics.envs.backends.mujoco_cpu import set_pd_gains
 
 from . import common
@@ -32,7 +32,7 @@ from .common import OK, WARN
 from .loop import PeriodicLoop
 
 PARAMETERS = {
-    "mjcf": "go1.xml",  # a model shipped in pg_robotics.envs.assets, or a path
+    "mjcf": "go1.xml",  # a robot preset (go1, my_robot.yaml) or its MJCF (go1.xml), composed as training does; or a scene
     "policy": "",  # policy.onnx whose contract gives kp, kd, torque limits and the default pose; "" = the MJCF's
     "physics_dt": 0.005,  # training's physics step
     "joint_names": Parameter.Type.STRING_ARRAY,  # order of the incoming commands; default: the MJCF actuators'
@@ -52,7 +52,7 @@ class MujocoSimNode(Node):
         for name, default in PARAMETERS.items():
             self.declare_parameter(name, default)
         p = lambda name: common.param(self, name)  # noqa: E731
-        m = self.model = mujoco.MjModel.from_xml_path(str(resolve(p("mjcf"))))
+        m = self.model = sim_model(p("mjcf"))
         if not p("physics_dt") > 0:
             raise ValueError(f"physics_dt: must be > 0, got {p('physics_dt')}")
         m.opt.timestep = p("physics_dt")
