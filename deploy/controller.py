@@ -99,6 +99,8 @@ class Controller:
                 c["bad_stamp"] += state is not None and verdict == INVALID
         if fresh:
             self._state = state
+        if self._state is None:  # nothing has arrived since start or reset: nothing to go stale
+            return
         stale_periods = self.safety.cfg.stale_periods
         self.stale = [name for name in self.inputs if self.missed[name] >= stale_periods]
         for name in self.stale:

@@ -61,6 +61,15 @@ def from_arrays(names: Sequence[str], lower: Sequence[float], upper: Sequence[fl
     return out
 
 
+def robot_limits(names: Sequence[str], description: str | Path | None = None,
+                 lower: Sequence[float] | None = None, upper: Sequence[float] | None = None) -> dict[str, JointLimit]:
+    """The robot's limits from a description file and/or per-joint lists (in the order of `names`), intersected."""
+    tables = [read_description(description)] if description else []
+    if lower is not None or upper is not None:
+        tables.append(from_arrays(names, lower or [], upper or []))
+    return intersect(*tables)
+
+
 def read_description(path: str | Path) -> dict[str, JointLimit]:
     """Joint limits by name from a URDF or MJCF file."""
     path = Path(path)

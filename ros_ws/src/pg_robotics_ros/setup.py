@@ -23,5 +23,6 @@ setup(
     entry_points={"console_scripts": [
         f"policy_node = {PACKAGE}.policy_node:main",
         f"mujoco_sim_node = {PACKAGE}.sim_node:main",
+        f"command_watchdog = {PACKAGE}.watchdog:main",
     ]},
 )
