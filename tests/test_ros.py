@@ -55,13 +55,22 @@ def changes(commands: list) -> int:
     return sum(not np.array_equal(a[1], b[1]) for a, b in zip(commands, commands[1:]))
 
 
-def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_or_a_bad_joint_map(ros, policy, tmp_path):
+def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_a_bad_joint_map_or_robot_limits(ros, policy,
+                                                                                                      tmp_path):
     bad = rewrite_metadata(policy, tmp_path / "bad.onnx", lambda m: m.update(schema_version=99))
     spec = Policy.load(policy).spec
+    urdf = tmp_path / "robot.urdf"  # a robot whose FR hip cannot reach the policy's default pose (-0.1)
+    urdf.write_text('<robot name="r"><joint name="FR_hip_joint" type="revolute">'
+                    '<limit lower="0.3" upper="0.5" velocity="20"/></joint></robot>')
     cases = {"missing": ({"policy": tmp_path / "nope.onnx"}, "policy: no such file"),
              "contract": ({"policy": bad}, "schema_version"),
              "joints": ({"policy": policy, "joint_names": str([*spec.joint_names[:-1], "tail_joint"])},
-                        "joint_names: must name each joint of the policy once; unknown ['tail_joint']")}
+                        "joint_names: must name each joint of the policy once; unknown ['tail_joint']"),
+             "urdf": ({"policy": policy, "robot_description": urdf},
+                      "FR_hip_joint: the policy's range [-0.863, 0.863] and the robot's [0.3, 0.5] give [0.3, 0.5], "
+                      "which excludes the policy's default pose -0.1"),
+             "limits": ({"policy": policy, "joint_pos_lower": [-1.0] * 11, "joint_pos_upper": [1.0] * 11},
+                        "joint_pos_lower, joint_pos_upper: expected 12 values each")}
     procs = {name: ros.start("policy_node", params, name=f"policy_{name}") for name, (params, _) in cases.items()}
     for name, (_, message) in cases.items():
         with pytest.raises(CallError, match="configure failed"):
@@ -99,6 +108,39 @@ def test_sensor_silence_holds_within_two_periods_and_recovers(ros, policy, tmp_p
     assert changes(recovered[-20:]) == 19, "the policy runs again when the data returns"
     values, text, _ = ros.fresh_diagnostics("policy_node", every=robot.publish)
     assert text == "active" and values["safety_nonfinite"] == 0 and proc.poll() is None
+
+
+def test_the_loop_outlives_a_tick_that_raises_and_reports_its_liveness():
+    """In-process: the exception goes to on_error and is counted, the next ticks run on time; a tick that blocks
+    shows as a growing last-tick age."""
+    import threading
+    import time
+
+    from pg_robotics_ros.loop import PeriodicLoop
+
+    errors, ticks, release = [], [], threading.Event()
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) == 3:
+            raise ZeroDivisionError("division by zero")
+        if len(ticks) == 40:
+            release.wait(30)  # a stuck tick
+
+    loop = PeriodicLoop(200.0, tick, on_error=errors.append)
+    loop.start()
+    deadline = time.monotonic() + 30
+    while len(ticks) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = loop.stats()
+    assert len(ticks) >= 40 and stats["loop_errors"] == 1 and isinstance(errors[0], ZeroDivisionError)
+    while loop.last_tick_age_ms() < 200 and time.monotonic() < deadline:  # stuck: the age grows
+        time.sleep(0.01)
+    assert loop.last_tick_age_ms() >= 200 and loop.running
+    release.set()
+    loop.stop()
+    with pytest.raises(ValueError, match="rate_hz"):
+        PeriodicLoop(math.nan, tick)
 
 
 def test_estop_latches_until_deactivate_and_activate(ros, policy):
@@ -183,7 +225,7 @@ def test_colcon_builds_the_ros_workspace(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     share = tmp_path / "install/pg_robotics_ros/share/pg_robotics_ros"
     assert (share / "launch/sim2sim.launch.py").is_file() and (share / "config/policy_node.yaml").is_file()
-    for exe in ("policy_node", "mujoco_sim_node"):
+    for exe in ("policy_node", "mujoco_sim_node", "command_watchdog"):
         assert (tmp_path / f"install/pg_robotics_ros/lib/pg_robotics_ros/{exe}").is_file()
     assert (tmp_path / "install/pg_robotics_ros/share/ament_index/resource_index/packages/pg_robotics_ros").is_file()
 

@@ -280,7 +280,7 @@ def fuzz(rig: Rig, messages: int = 10_000, seed: int = 0) -> dict:
     values = rig.diagnostics()[0]
     rig.injected += received()
     rig.run_commands(20, "commands after the fuzz")
-    return {"fault": "fuzz", "received": received(), "estopped": values["estopped"],
+    return {"fault": "fuzz", "received": received(), "estopped": str(values["estopped"]) == "True",
             **{k: v - start.get(k, 0) for k, v in values.items() if k.startswith("rejected_")},
             "bad_state": values["bad_state"] - start["bad_state"]}
 
@@ -381,6 +381,7 @@ def report(policy: Path, log_dir: Path, domain_id: int) -> dict:
         rows.append(stop_signal(rig, node, signal.SIGKILL))
         rows += bad_configure(robot, rig)
         checks = rig.checks()
+        watchdog = robot.fresh_diagnostics("command_watchdog")[0]
     finally:
         robot.close()
     timed = [r for r in rows if r.get("periods_to_safe") is not None]
@@ -393,6 +394,7 @@ def report(policy: Path, log_dir: Path, domain_id: int) -> dict:
             "commands_out_of_limits": checks["policy_node"]["out_of_limits"] + checks["robot"]["out_of_limits"],
             "commands_over_rate": checks["policy_node"]["over_rate"] + checks["robot"]["over_rate"],
             "bad_commands": bad, "worst_time_to_safe": f"{worst['fault']}: {worst['periods_to_safe']} periods",
+            "watchdog": {k: watchdog[k] for k in ("timeouts", "safe_commands", "relayed", "clipped", "rejected")},
             "faults": rows, "checks": checks, "logs": str(log_dir), **machine()}
 
 
