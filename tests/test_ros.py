@@ -16,27 +16,13 @@ import yaml
 
 from pg_robotics.deploy import Policy
 from pg_robotics_ros.call import CallError
-from pgr_cli import pgr
-from policies import rewrite_metadata, train_and_export
 from pg_robotics_ros.faults import Rig, fuzz
-from ros_harness import Harness, Sway
+from pgr_cli import pgr
+from policies import rewrite_metadata
+from ros_harness import Harness, Sway, policy, ros  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 50.0
-
-
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("ros") / "run"
-    train_and_export(run)
-    return run / "policy.onnx"
-
-
-@pytest.fixture
-def ros(tmp_path):
-    harness = Harness(tmp_path)
-    yield harness
-    harness.close()
 
 
 def swaying_robot(ros: Harness, policy: Path) -> Sway:
