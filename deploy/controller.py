@@ -54,7 +54,7 @@ class Controller:
         self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "reanchored": 0, "bad_stamp": 0,
                          "command_clipped": 0, **{f"stale_{name}": 0 for name in self.inputs}}
         self.last_error = ""
-        self._gates = {name: StampGate() for name in self.inputs}
+        self._gate_list = [StampGate() for _ in self.inputs]  # one per input, in `inputs` order
         self.reset()
 
     @classmethod
@@ -71,9 +71,9 @@ class Controller:
         measured pose commands that pose, then a soft start follows."""
         self.last_action[:] = 0.0
         self._state: RobotState | None = None
-        for gate in self._gates.values():
+        for gate in self._gate_list:
             gate.reset()
-        self.missed = dict.fromkeys(self.inputs, 0)  # periods since each input's last new sample
+        self._missed = [0] * len(self.inputs)  # periods since each input's last new sample
         self.stale: list[str] = []  # the inputs stale in the last step
         self.builder.reset()
         self.safety.reset()
@@ -83,28 +83,43 @@ class Controller:
 
     def _take(self, state) -> None:
         """Age each input by one period, or renew it when `state` brings a new sample of it."""
-        c, fresh = self.counters, False
-        stamps = {"joint_states": getattr(state, "stamp", None), "imu": getattr(state, "imu_stamp", None)}
-        if stamps["imu"] is None:
-            stamps["imu"] = stamps["joint_states"]
-        for name in self.inputs:
-            verdict = INVALID if state is None else self._gates[name].offer(stamps[name])
-            if verdict == NEW or verdict == REANCHORED:
-                self.missed[name] = 0
+        missed, fresh = self._missed, False
+        if state is not None:
+            stamp = getattr(state, "stamp", None)
+            imu_stamp = getattr(state, "imu_stamp", None)
+            stamps = (stamp, stamp if imu_stamp is None else imu_stamp)
+        for k, gate in enumerate(self._gate_list):
+            verdict = INVALID if state is None else gate.offer(stamps[k])
+            if verdict is NEW:
+                missed[k] = 0
                 fresh = True
-                c["reanchored"] += verdict == REANCHORED
             else:
-                self.missed[name] += 1
-                c["out_of_order"] += verdict == OLD
-                c["bad_stamp"] += state is not None and verdict == INVALID
+                fresh |= self._aged(k, verdict, state is not None)
         if fresh:
             self._state = state
         if self._state is None:  # nothing has arrived since start or reset: nothing to go stale
             return
-        stale_periods = self.safety.cfg.stale_periods
-        self.stale = [name for name in self.inputs if self.missed[name] >= stale_periods]
-        for name in self.stale:
-            c[f"stale_{name}"] += 1
+        if self.stale or max(missed) >= self.safety.cfg.stale_periods:
+            self.stale = [name for name, m in zip(self.inputs, missed) if m >= self.safety.cfg.stale_periods]
+            for name in self.stale:
+                self.counters[f"stale_{name}"] += 1
+
+    def _aged(self, k: int, verdict: str, given: bool) -> bool:
+        """Input k's sample was not new (or its sender's clock stepped: re-anchored, new after all)."""
+        c = self.counters
+        if verdict is REANCHORED:
+            self._missed[k] = 0
+            c["reanchored"] += 1
+            return True
+        self._missed[k] += 1
+        c["out_of_order"] += verdict is OLD
+        c["bad_stamp"] += given and verdict is INVALID
+        return False
+
+    @property
+    def missed(self) -> dict[str, int]:
+        """Periods since each input's last new sample."""
+        return dict(zip(self.inputs, self._missed))
 
     def step(self, state: RobotState | None, command: Sequence[float]) -> np.ndarray | None:
         """Joint position targets (policy joint order) for this period from the newest state seen so far; None

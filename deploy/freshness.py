@@ -27,6 +27,9 @@ class StampGate:
 
     def offer(self, stamp) -> str:
         """NEW or REANCHORED: accept the sample; REPEAT, OLD, INVALID (not a finite number): drop it."""
+        if type(stamp) is float and self.last < stamp < math.inf:  # the usual case, checked first
+            self.last, self.refused = stamp, 0
+            return NEW
         if not is_number(stamp):
             return INVALID
         if stamp > self.last:

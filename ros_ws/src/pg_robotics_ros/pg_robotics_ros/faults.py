@@ -177,10 +177,9 @@ def silence(rig: Rig, which: str) -> dict:
     values, message, level = rig.diagnostics()
     setattr(rig.sway, which, True)
     rig.run_until(f"the policy running again after {which} returned", lambda: changing(rig.raw))
-    held = rig.raw[-20:]
     return {"fault": f"silence {which}", "message": message, "level": level,
             "stale_joint_states": values["stale_joint_states"], "stale_imu": values["stale_imu"],
-            "recovered": changing(rig.raw), **_timing(t_fault, t_safe), "held": len(held)}
+            "recovered": changing(rig.raw), **_timing(t_fault, t_safe)}
 
 
 def cmd_vel_silence(rig: Rig) -> dict:
