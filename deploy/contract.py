@@ -61,26 +61,77 @@ class PolicySpec:
         return sum(t.dim * t.history for t in self.observation_terms)
 
 
-def _numbers(meta: dict, key: str, length: int | None = None) -> tuple[float, ...]:
+# Bounds of every number in the contract: (low, high, low excluded). A value outside is a ContractError naming the key:
+# a gain of 1e9 or a control period of an hour is a broken export, not a robot.
+MAX_JOINTS = 512
+MAX_HISTORY = 100
+BOUNDS = {
+    "default_joint_pos": (-1e3, 1e3, False),  # rad (m for a slider)
+    "joint_pos_limits": (-1e3, 1e3, False),
+    "action_scale": (0.0, 100.0, True),
+    "action_clip": (0.0, 1e3, True),
+    "kp": (0.0, 1e5, True),  # N m / rad
+    "kd": (0.0, 1e4, True),  # N m s / rad
+    "torque_limits": (0.0, 1e5, True),  # N m
+    "control_dt": (1e-4, 1.0, False),  # s: 10 kHz to 1 Hz
+    "scale": (-1e6, 1e6, False),  # an observation term's scale
+    "clip": (0.0, 1e6, True),
+    "command_ranges": (-1e3, 1e3, False),
+    "action": (-1e6, 1e6, False),  # a vector policy's action bounds and safe action
+    "task_param": (-1e12, 1e12, False),  # a vector policy's task figures
+}
+
+
+def is_number(value) -> bool:
+    """A real, finite int or float (not a bool, not an int too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def _check(key: str, value, bounds: str) -> float:
+    """`value` as a float inside BOUNDS[bounds], or a ContractError naming `key`."""
+    if not is_number(value):
+        raise ContractError(f"{key}: expected a finite number, got {_short(value)}")
+    low, high, open_low = BOUNDS[bounds]
+    if value > high or value < low or (open_low and value == low):
+        raise ContractError(f"{key}: {value} is outside {'(' if open_low else '['}{low:g}, {high:g}]")
+    return float(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _numbers(meta: dict, key: str, length: int | None = None, bounds: str | None = None,
+             per: str = "joint in joint_names") -> tuple[float, ...]:
     value = meta[key]
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              for v in value):
-        raise ContractError(f"{key}: expected a list of numbers, got {value!r}")
+    if not isinstance(value, list):
+        raise ContractError(f"{key}: expected a list of numbers, got {_short(value)}")
     if length is not None and len(value) != length:
-        raise ContractError(f"{key}: expected {length} values (one per joint in joint_names), got {len(value)}")
-    bad = [i for i, v in enumerate(value) if not math.isfinite(v)]
-    if bad:
-        raise ContractError(f"{key}: non-finite value at index {bad[0]} ({value[bad[0]]})")
-    return tuple(float(v) for v in value)
+        raise ContractError(f"{key}: expected {length} values (one per {per}), got {len(value)}")
+    for i, v in enumerate(value):
+        if not is_number(v):
+            what = "non-finite value" if isinstance(v, float) else "not a number"
+            raise ContractError(f"{key}: {what} at index {i} ({_short(v)})")
+    return tuple(_check(f"{key}[{i}]", v, bounds or key) for i, v in enumerate(value))
 
 
-def number_list(meta: dict, key: str, length: int | None = None) -> tuple[float, ...]:
-    """meta[key] as finite numbers (`length` of them); a ContractError naming the key otherwise."""
-    return _numbers(meta, key, length)
+def _number(meta: dict, key: str, bounds: str | None = None) -> float:
+    return _check(key, meta[key], bounds or key)
 
 
-def finite_number(value, key: str, positive: bool = True) -> float:
-    return _number({key: value}, key, positive)
+def number_list(meta: dict, key: str, length: int | None = None, bounds: str | None = None) -> tuple[float, ...]:
+    """meta[key] as finite numbers, one per action, inside BOUNDS[bounds or key]; a ContractError naming the key."""
+    return _numbers(meta, key, length, bounds, per="name in action_names")
+
+
+def finite_number(value, key: str, bounds: str) -> float:
+    return _check(key, value, bounds)
 
 
 def require(meta: dict, keys) -> None:
@@ -91,60 +142,60 @@ def require(meta: dict, keys) -> None:
                             + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""))
 
 
+def check_strings(meta: dict, keys=("task", "robot", "git_commit")) -> None:
+    for key in keys:
+        if not isinstance(meta[key], str) or len(meta[key]) > 1000:
+            raise ContractError(f"{key}: expected a string (at most 1000 characters), got {_short(meta[key])}")
+
+
 def check_name(value, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ContractError(f"{where}: expected a non-empty name, got {value!r}")
+    if not isinstance(value, str) or not value or len(value) > 1000:
+        raise ContractError(f"{where}: expected a non-empty name, got {_short(value)}")
     return value
-
-
-def _number(meta: dict, key: str, positive: bool = True) -> float:
-    value = meta[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ContractError(f"{key}: expected a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ContractError(f"{key}: must be > 0, got {value}")
-    return float(value)
 
 
 def _pairs(meta: dict, key: str, length: int) -> tuple[tuple[float, float], ...]:
     value = meta[key]
     if not isinstance(value, list) or len(value) != length:
-        raise ContractError(f"{key}: expected {length} [low, high] pairs, got {value!r}")
+        raise ContractError(f"{key}: expected {length} [low, high] pairs, got {_short(value)}")
     out = []
     for i, pair in enumerate(value):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)
-                and all(math.isfinite(v) for v in pair)):
-            raise ContractError(f"{key}[{i}]: expected [low, high] finite numbers, got {pair!r}")
-        if pair[0] > pair[1]:
-            raise ContractError(f"{key}[{i}]: low {pair[0]} is above high {pair[1]}")
-        out.append((float(pair[0]), float(pair[1])))
+        if not (isinstance(pair, list) and len(pair) == 2 and all(is_number(v) for v in pair)):
+            raise ContractError(f"{key}[{i}]: expected [low, high] finite numbers, got {_short(pair)}")
+        low, high = (_check(f"{key}[{i}]", v, key) for v in pair)
+        if low > high:
+            raise ContractError(f"{key}[{i}]: low {low} is above high {high}")
+        out.append((low, high))
     return tuple(out)
 
 
 def _terms(meta: dict, num_joints: int) -> tuple[ObsTerm, ...]:
     value = meta["observation_terms"]
     if not isinstance(value, list) or not value:
-        raise ContractError(f"observation_terms: expected a non-empty list, got {value!r}")
+        raise ContractError(f"observation_terms: expected a non-empty list, got {_short(value)}")
     terms = []
     for i, t in enumerate(value):
         where = f"observation_terms[{i}]"
         if not isinstance(t, dict):
-            raise ContractError(f"{where}: expected a mapping with name, dim, scale, clip, history, got {t!r}")
+            raise ContractError(f"{where}: expected a mapping with name, dim, scale, clip, history, got {_short(t)}")
         missing = [k for k in ("name", "dim", "scale", "clip", "history") if k not in t]
         if missing:
             raise ContractError(f"{where}: missing {', '.join(missing)}")
         name = t["name"]
         if name not in KNOWN_TERMS:
-            raise ContractError(f"{where}.name: unknown term {name!r} (this runtime builds: {', '.join(KNOWN_TERMS)})")
+            raise ContractError(f"{where}.name: unknown term {_short(name)} (this runtime builds: "
+                                f"{', '.join(KNOWN_TERMS)})")
         expected = TERM_DIMS.get(name, num_joints)
-        if t["dim"] != expected:
-            raise ContractError(f"{where}.dim: {name} has {expected} elements here, the model says {t['dim']}")
-        if not isinstance(t["history"], int) or t["history"] < 1:
-            raise ContractError(f"{where}.history: expected an integer >= 1, got {t['history']!r}")
+        if type(t["dim"]) is not int or t["dim"] != expected:
+            raise ContractError(f"{where}.dim: {name} has {expected} elements here, the model says "
+                                f"{_short(t['dim'])}")
+        history = t["history"]
+        if type(history) is not int or not 1 <= history <= MAX_HISTORY:
+            raise ContractError(f"{where}.history: expected an integer in [1, {MAX_HISTORY}], got {_short(history)}")
         scale = t["scale"] if isinstance(t["scale"], list) else [t["scale"]] * expected
-        scale = _numbers({f"{where}.scale": scale}, f"{where}.scale", expected)
-        clip = _number({f"{where}.clip": t["clip"]}, f"{where}.clip")
-        terms.append(ObsTerm(name, expected, scale, clip, t["history"]))
+        scale = _numbers({f"{where}.scale": scale}, f"{where}.scale", expected, "scale")
+        clip = _number({f"{where}.clip": t["clip"]}, f"{where}.clip", "clip")
+        terms.append(ObsTerm(name, expected, scale, clip, history))
     return tuple(terms)
 
 
@@ -152,34 +203,37 @@ def parse(meta: dict):
     """Validate decoded metadata; every key present and consistent (dims add up, joint lists of equal length).
     Returns a PolicySpec (kind joint_position) or a VectorSpec (kind vector, see vector.py)."""
     version = meta.get("schema_version")
-    if version not in (1, SCHEMA_VERSION) or isinstance(version, bool):
+    if type(version) is not int or version not in (1, SCHEMA_VERSION):
         raise ContractError(f"schema_version: this runtime reads versions 1 to {SCHEMA_VERSION}, "
-                            f"the model has {version!r}")
+                            f"the model has {_short(version)}")
     kind = meta.get("kind", "joint_position") if version == 1 else meta.get("kind")
     if kind not in KINDS:
-        raise ContractError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        raise ContractError(f"kind: expected one of {', '.join(KINDS)}, got {_short(kind)}")
     if kind == "vector":
         from .vector import parse_vector
 
         return parse_vector(meta)
     require(meta, KEYS)
+    check_strings(meta)
     names = meta["joint_names"]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise ContractError(f"joint_names: expected a non-empty list of names, got {names!r}")
+    if not isinstance(names, list) or not 0 < len(names) <= MAX_JOINTS or not all(isinstance(n, str) and n
+                                                                                for n in names):
+        raise ContractError(f"joint_names: expected a list of 1 to {MAX_JOINTS} names, got {_short(names)}")
     if len(set(names)) != len(names):
         raise ContractError(f"joint_names: duplicate name {next(n for n in names if names.count(n) > 1)!r}")
     j = len(names)
     commands = meta["command_names"]
-    if not isinstance(commands, list) or len(commands) != TERM_DIMS["command"]:
-        raise ContractError(f"command_names: expected 3 names (vx, vy, yaw rate), got {commands!r}")
+    if not isinstance(commands, list) or len(commands) != TERM_DIMS["command"] or not all(isinstance(c, str)
+                                                                                         for c in commands):
+        raise ContractError(f"command_names: expected 3 names (vx, vy, yaw rate), got {_short(commands)}")
     spec = PolicySpec(
-        task=str(meta["task"]), robot=str(meta["robot"]), joint_names=tuple(names),
+        task=meta["task"], robot=meta["robot"], joint_names=tuple(names),
         default_joint_pos=_numbers(meta, "default_joint_pos", j), action_scale=_number(meta, "action_scale"),
         action_clip=_number(meta, "action_clip"), kp=_numbers(meta, "kp", j), kd=_numbers(meta, "kd", j),
         torque_limits=_numbers(meta, "torque_limits", j), joint_pos_limits=_pairs(meta, "joint_pos_limits", j),
         control_dt=_number(meta, "control_dt"), observation_terms=_terms(meta, j),
         command_names=tuple(commands), command_ranges=_pairs(meta, "command_ranges", len(commands)),
-        git_commit=str(meta["git_commit"]))
+        git_commit=meta["git_commit"])
     outside = [n for n, q, (lo, hi) in zip(names, spec.default_joint_pos, spec.joint_pos_limits) if not lo <= q <= hi]
     if outside:
         raise ContractError(f"default_joint_pos: {outside[0]} is outside its joint_pos_limits")
@@ -194,6 +248,8 @@ def decode(props: dict[str, str]) -> dict:
             out[key] = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ContractError(f"{key}: metadata value is not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ContractError(f"{key}: metadata value nests too deeply") from None
     return out
 
 

@@ -5,29 +5,41 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .contract import ContractError
+from .freshness import INVALID, NEW, OLD, REANCHORED, StampGate
+from .limits import JointLimit
 from .observation import ObservationBuilder, RobotState, StateError
 from .policy import Policy
 from .safety import SafetyCfg, SafetyFilter
 
+IMU_TERMS = ("base_ang_vel", "projected_gravity")
+
 
 class Controller:
-    """One control period per `step`. The state is fresh when its stamp advanced since the last fresh one; after
-    `stale_periods` periods without a fresh state the safety filter holds (the watchdog). A state the observation
-    builder rejects (missing joint, wrong length, non-unit quaternion) or a non-finite observation counts as
-    `bad_state` and the filter holds the last safe targets."""
+    """One control period per `step`. Each input the observation reads has its own age check: the joint states
+    (`state.stamp`) and, when a term reads the base orientation or gyro, the IMU (`state.imu_stamp`, the same
+    stamp when None). An input whose stamp has not advanced for `stale_periods` periods is stale and the safety
+    filter holds (or damps); stale periods are counted per input. Stamps that go back are refused and counted,
+    and a clock step in either direction is recovered from (`freshness.StampGate`).
 
-    def __init__(self, policy: Policy, safety: SafetyCfg | None = None, latency_window: int = 100_000):
+    A state or command that cannot make an observation (missing joint, wrong length, wrong type, non-unit
+    quaternion, non-finite value) counts as `bad_state` (`last_error` says why) and the filter holds the last safe
+    targets. `step` returns None until a joint pose has been measured: the first command after start or `reset()`
+    is that measured pose (the filter never invents one), then the policy blends in over the soft start. `step`
+    raises only when the policy itself fails (an onnxruntime error), never for its input."""
+
+    def __init__(self, policy: Policy, safety: SafetyCfg | None = None, latency_window: int = 100_000,
+                 period_s: float | None = None, limits: Mapping[str, JointLimit] | None = None):
         if policy.spec.kind != "joint_position":
             raise ContractError(f"kind: {policy.path} is a {policy.spec.kind!r} policy (named input vectors -> "
                                 f"action); run it with VectorController")
         self.policy, self.spec = policy, policy.spec
         self.builder = ObservationBuilder(self.spec)
-        self.safety = SafetyFilter(self.spec, safety)
+        self.safety = SafetyFilter(self.spec, safety, period_s, limits)
         n = self.spec.num_actions
         clip = np.float32(self.spec.action_clip)  # the action is float32: clip it as float32 arithmetic would
         self._clip, self._neg_clip = np.full(n, clip), np.full(n, -clip)
@@ -41,58 +53,108 @@ class Controller:
         self._obs, self._action = policy.obs[0], policy.action[0]
         self.last_action = self.builder.last_action[None]  # [1, n] view: the previous clipped action
         self._latency = np.zeros(latency_window, dtype=np.int64)
-        self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "command_clipped": 0}
+        terms = {t.name for t in self.spec.observation_terms}
+        self.inputs = ("joint_states", "imu") if terms & set(IMU_TERMS) else ("joint_states",)
+        self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "reanchored": 0, "bad_stamp": 0,
+                         "command_clipped": 0, **{f"stale_{name}": 0 for name in self.inputs}}
+        self.last_error = ""
+        self._gate_list = [StampGate() for _ in self.inputs]  # one per input, in `inputs` order
         self.reset()
 
     @classmethod
-    def load(cls, path: str | Path, safety: SafetyCfg | None = None, threads: int = 1) -> "Controller":
-        return cls(Policy.load(path, threads), safety)
+    def load(cls, path: str | Path, safety: SafetyCfg | None = None, threads: int = 1,
+             period_s: float | None = None, limits: Mapping[str, JointLimit] | None = None) -> "Controller":
+        return cls(Policy.load(path, threads), safety, period_s=period_s, limits=limits)
 
     def start(self, state_joint_names: Sequence[str]) -> None:
         """Check at start-up that the robot reports every joint the policy drives (raises StateError)."""
         self.builder.bind(state_joint_names)
 
     def reset(self) -> None:
-        """Clear the e-stop latch, the last action and the history; the next step starts a soft start."""
+        """Clear the e-stop latch, the last action, the history and the input ages; the next step with a
+        measured pose commands that pose, then a soft start follows."""
         self.last_action[:] = 0.0
-        self.last_stamp = -math.inf
         self._state: RobotState | None = None
-        self.missed = 0
+        for gate in self._gate_list:
+            gate.reset()
+        self._missed = [0] * len(self.inputs)  # periods since each input's last new sample
+        self.stale: list[str] = []  # the inputs stale in the last step
         self.builder.reset()
         self.safety.reset()
 
-    def estop(self) -> None:
-        self.safety.estop()
+    def estop(self, reason: str = "e-stop requested") -> None:
+        self.safety.estop(reason)
 
-    def step(self, state: RobotState | None, command: Sequence[float]) -> np.ndarray:
-        """Joint position targets (policy joint order) for this period from the newest state seen so far."""
+    def _take(self, state) -> None:
+        """Age each input by one period, or renew it when `state` brings a new sample of it."""
+        missed, fresh = self._missed, False
+        if state is not None:
+            stamp = getattr(state, "stamp", None)
+            imu_stamp = getattr(state, "imu_stamp", None)
+            stamps = (stamp, stamp if imu_stamp is None else imu_stamp)
+        for k, gate in enumerate(self._gate_list):
+            verdict = INVALID if state is None else gate.offer(stamps[k])
+            if verdict is NEW:
+                missed[k] = 0
+                fresh = True
+            else:
+                fresh |= self._aged(k, verdict, state is not None)
+        if fresh:
+            self._state = state
+        if self._state is None:  # nothing has arrived since start or reset: nothing to go stale
+            return
+        if self.stale or max(missed) >= self.safety.cfg.stale_periods:
+            self.stale = [name for name, m in zip(self.inputs, missed) if m >= self.safety.cfg.stale_periods]
+            for name in self.stale:
+                self.counters[f"stale_{name}"] += 1
+
+    def _aged(self, k: int, verdict: str, given: bool) -> bool:
+        """Input k's sample was not new (or its sender's clock stepped: re-anchored, new after all)."""
+        c = self.counters
+        if verdict is REANCHORED:
+            self._missed[k] = 0
+            c["reanchored"] += 1
+            return True
+        self._missed[k] += 1
+        c["out_of_order"] += verdict is OLD
+        c["bad_stamp"] += given and verdict is INVALID
+        return False
+
+    @property
+    def missed(self) -> dict[str, int]:
+        """Periods since each input's last new sample."""
+        return dict(zip(self.inputs, self._missed))
+
+    def step(self, state: RobotState | None, command: Sequence[float]) -> np.ndarray | None:
+        """Joint position targets (policy joint order) for this period from the newest state seen so far; None
+        until a joint pose has been measured."""
         t0 = time.perf_counter_ns()
         c = self.counters
-        if state is not None and state.stamp > self.last_stamp:
-            self._state, self.last_stamp, self.missed = state, state.stamp, 0
-        else:
-            c["out_of_order"] += state is not None and state.stamp < self.last_stamp
-            self.missed += 1
+        self._take(state)
         state = self._state
-        stale = self.missed >= self.safety.cfg.stale_periods
         targets = measured = None
         if state is not None:
+            run = not (self.safety.estopped or self.stale or self.safety.last is None)
             try:
-                if self.safety.estopped or stale:
-                    measured = self.builder.read_joints(state)
-                else:
-                    targets = self._policy_targets(state, command)
+                if run:
+                    self._observe(state, command)
                     measured = self.builder.measured
-            except StateError:
+                else:  # no policy this period: only the measured pose
+                    measured = self.builder.read_joints(state)
+            except Exception as exc:  # any malformed state or command (wrong length, type, value): hold
                 c["bad_state"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 measured = self._measured(state)  # None when the joints themselves are bad
-        out = self.safety.apply(targets, measured, stale)
+            else:
+                if run:
+                    targets = self._run_policy()
+        out = self.safety.apply(targets, measured, bool(self.stale))
         steps = c["steps"]
         self._latency[steps % len(self._latency)] = time.perf_counter_ns() - t0
         c["steps"] = steps + 1
         return out
 
-    def idle(self, state: RobotState | None) -> np.ndarray:
+    def idle(self, state: RobotState | None) -> np.ndarray | None:
         """Targets of a controller that is not running the policy (a deactivated node): the safety filter's hold
         or damp command (its `stale_mode`) from the measured pose, without counting an intervention."""
         return self.safety.hold(None if state is None else self._measured(state))
@@ -100,10 +162,11 @@ class Controller:
     def _measured(self, state: RobotState) -> np.ndarray | None:
         try:
             return self.builder.read_joints(state)
-        except StateError:
+        except Exception:  # malformed joints: no measured pose
             return None
 
-    def _policy_targets(self, state: RobotState, command: Sequence[float]) -> np.ndarray | None:
+    def _observe(self, state: RobotState, command: Sequence[float]) -> None:
+        """The observation into the policy's input buffer; raises for a state or command it cannot use."""
         builder = self.builder
         joints = builder.joints(state)
         if len(command) != 3:
@@ -116,6 +179,9 @@ class Controller:
             self.counters["command_clipped"] += 1
             command = (min(max(vx, lx), hx), min(max(vy, ly), hy), min(max(wz, lz), hz))
         builder.build(state, command, builder.last_action, out=self._obs, joints=joints)
+
+    def _run_policy(self) -> np.ndarray | None:
+        """The policy's targets for the observation in its input buffer; None for a non-finite action."""
         self.policy.run_bound()
         action = self._action
         norm2 = action.dot(action)
@@ -123,8 +189,8 @@ class Controller:
             return None  # the safety filter holds and counts it
         if norm2 >= self._unclipped_norm2:  # some element may reach the clip
             np.maximum(np.minimum(action, self._clip, out=action), self._neg_clip, out=action)
-        builder.last_action[...] = action
-        return self._to_targets.dot(builder.values, out=self._targets)
+        self.builder.last_action[...] = action
+        return self._to_targets.dot(self.builder.values, out=self._targets)
 
     def stats(self) -> dict:
         """Steps, latency percentiles of `step` (µs) and every safety and input counter."""

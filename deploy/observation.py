@@ -39,7 +39,8 @@ class RobotState:
     joint_vel: Sequence[float]  # rad/s
     orientation_xyzw: Sequence[float]  # base orientation, world from base
     angular_velocity: Sequence[float]  # base frame, rad/s
-    stamp: float = 0.0  # seconds; must increase from one fresh state to the next
+    stamp: float = 0.0  # seconds of the joint sample; increases from one new sample to the next
+    imu_stamp: float | None = None  # seconds of the IMU sample (orientation, gyro); None: the same as `stamp`
 
 
 def projected_gravity(q_xyzw: Sequence[float]) -> tuple[float, float, float]:

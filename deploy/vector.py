@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .contract import ContractError, check_name, finite_number, number_list, require
+from .contract import ContractError, check_name, check_strings, finite_number, number_list, require
 from .policy import Policy
 
 VECTOR_KEYS = ("task", "robot", "control_dt", "git_commit", "observation_terms", "action_names", "action_low",
@@ -64,6 +64,7 @@ class VectorSpec:
 def parse_vector(meta: dict) -> VectorSpec:
     """Validate a vector policy's decoded metadata; errors name the key."""
     require(meta, VECTOR_KEYS)
+    check_strings(meta)
     terms = meta["observation_terms"]
     if not isinstance(terms, list) or not terms:
         raise ContractError(f"observation_terms: expected a non-empty list of {{name, dim}}, got {terms!r}")
@@ -86,11 +87,11 @@ def parse_vector(meta: dict) -> VectorSpec:
     for i, name in enumerate(actions):
         check_name(name, f"action_names[{i}]")
     n = len(actions)
-    low, high = number_list(meta, "action_low", n), number_list(meta, "action_high", n)
+    low, high = number_list(meta, "action_low", n, "action"), number_list(meta, "action_high", n, "action")
     bad = [i for i in range(n) if low[i] > high[i]]
     if bad:
         raise ContractError(f"action_low: {actions[bad[0]]} has low {low[bad[0]]} above high {high[bad[0]]}")
-    safe = number_list(meta, "safe_action", n)
+    safe = number_list(meta, "safe_action", n, "action")
     outside = [i for i in range(n) if not low[i] <= safe[i] <= high[i]]
     if outside:
         raise ContractError(f"safe_action: {actions[outside[0]]} = {safe[outside[0]]} is outside "
@@ -98,9 +99,9 @@ def parse_vector(meta: dict) -> VectorSpec:
     params = meta.get("task_params", {})
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise ContractError(f"task_params: expected a mapping of names to numbers, got {params!r}")
-    params = {k: finite_number(v, f"task_params.{k}", positive=False) for k, v in params.items()}
-    control_dt = finite_number(meta["control_dt"], "control_dt")
-    return VectorSpec(str(meta["task"]), str(meta["robot"]), control_dt, str(meta["git_commit"]), tuple(parsed),
+    params = {k: finite_number(v, f"task_params.{k}", "task_param") for k, v in params.items()}
+    control_dt = finite_number(meta["control_dt"], "control_dt", "control_dt")
+    return VectorSpec(meta["task"], meta["robot"], control_dt, meta["git_commit"], tuple(parsed),
                       tuple(actions), low, high, safe, params)
 
 

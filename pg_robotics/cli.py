@@ -1,7 +1,8 @@
 """`pgr`: the command line, a thin leaf over the Python API (nothing imports it). Bad input exits with code 2 and a
 message naming the argument or config field. Packages add commands through the `pg_robotics.commands` entry
-point (the ROS 2 package brings `pgr sim2sim` and `pgr ros`): an object with `add_parsers(subparsers)` and
-`raw(argv) -> exit code | None` (for commands that take their arguments unparsed)."""
+point (the ROS 2 package brings `pgr sim2sim`, `pgr ros` and `pgr bench faults`): an object with
+`add_parsers(subparsers, bench_subparsers)` and `raw(argv) -> exit code | None` (for commands that take their
+arguments unparsed)."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     ex.set_defaults(handler=cmd_export)
 
     for plugin in extra:
-        plugin.add_parsers(sub)
+        plugin.add_parsers(sub, bsub)
     for name, hint in PLUGIN_HINTS.items():
         if name not in sub.choices:
             missing = sub.add_parser(name, help=f"(not installed: {hint})", add_help=False)

@@ -80,7 +80,7 @@ def test_replay_vector_compares_recorded_actions(tmp_path):
     (lambda m: m.update(action_names=["dx", "dy", "dz"], action_low=[0] * 3, action_high=[0] * 3, safe_action=[0] * 3),
      "action_names: 3 actions named but the model's output 'actions' has 2 values"),
     (lambda m: m.update(task_params={"step": "far"}), "task_params.step: expected a finite number"),
-    (lambda m: m.update(control_dt=0), "control_dt: must be > 0"),
+    (lambda m: m.update(control_dt=0), "control_dt: 0 is outside [0.0001, 1]"),
     (lambda m: m.update(schema_version=3), "schema_version: this runtime reads versions 1 to 2"),
 ])
 def test_bad_vector_metadata_names_the_key(tmp_path, change, message):

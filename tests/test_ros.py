@@ -16,39 +16,19 @@ import yaml
 
 from pg_robotics.deploy import Policy
 from pg_robotics_ros.call import CallError
+from pg_robotics_ros.faults import Rig, fuzz
 from pgr_cli import pgr
-from policies import rewrite_metadata, train_and_export
-from ros_harness import Harness
+from policies import rewrite_metadata
+from ros_harness import Harness, Sway, policy, ros  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 50.0
 
 
-@pytest.fixture(scope="module")
-def policy(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("ros") / "run"
-    train_and_export(run)
-    return run / "policy.onnx"
-
-
-@pytest.fixture
-def ros(tmp_path):
-    harness = Harness(tmp_path)
-    yield harness
-    harness.close()
-
-
-class Robot:
+def swaying_robot(ros: Harness, policy: Path) -> Sway:
     """Standing robot whose joints sway a little, so that every fresh state gives a different command."""
-
-    def __init__(self, ros: Harness, policy: Path):
-        self.ros, self.spec = ros, Policy.load(policy).spec
-        self.t = 0.0
-
-    def publish(self) -> None:
-        self.t += 0.01
-        sway = 0.05 * np.sin(2 * math.pi * 1.5 * self.t + np.arange(len(self.spec.joint_names)))
-        self.ros.publish_state(self.spec.joint_names, np.add(self.spec.default_joint_pos, sway))
+    spec = Policy.load(policy).spec
+    return Sway(ros, spec.joint_names, spec.default_joint_pos)
 
 
 def start_policy_node(ros: Harness, policy: Path, **params):
@@ -61,13 +41,22 @@ def changes(commands: list) -> int:
     return sum(not np.array_equal(a[1], b[1]) for a, b in zip(commands, commands[1:]))
 
 
-def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_or_a_bad_joint_map(ros, policy, tmp_path):
+def test_configure_fails_clearly_for_a_missing_file_a_broken_contract_a_bad_joint_map_or_robot_limits(ros, policy,
+                                                                                                      tmp_path):
     bad = rewrite_metadata(policy, tmp_path / "bad.onnx", lambda m: m.update(schema_version=99))
     spec = Policy.load(policy).spec
+    urdf = tmp_path / "robot.urdf"  # a robot whose FR hip cannot reach the policy's default pose (-0.1)
+    urdf.write_text('<robot name="r"><joint name="FR_hip_joint" type="revolute">'
+                    '<limit lower="0.3" upper="0.5" velocity="20"/></joint></robot>')
     cases = {"missing": ({"policy": tmp_path / "nope.onnx"}, "policy: no such file"),
              "contract": ({"policy": bad}, "schema_version"),
              "joints": ({"policy": policy, "joint_names": str([*spec.joint_names[:-1], "tail_joint"])},
-                        "joint_names: must name each joint of the policy once; unknown ['tail_joint']")}
+                        "joint_names: must name each joint of the policy once; unknown ['tail_joint']"),
+             "urdf": ({"policy": policy, "robot_description": urdf},
+                      "FR_hip_joint: the policy's range [-0.863, 0.863] and the robot's [0.3, 0.5] give [0.3, 0.5], "
+                      "which excludes the policy's default pose -0.1"),
+             "limits": ({"policy": policy, "joint_pos_lower": [-1.0] * 11, "joint_pos_upper": [1.0] * 11},
+                        "joint_pos_lower, joint_pos_upper: expected 12 values each")}
     procs = {name: ros.start("policy_node", params, name=f"policy_{name}") for name, (params, _) in cases.items()}
     for name, (_, message) in cases.items():
         with pytest.raises(CallError, match="configure failed"):
@@ -88,7 +77,7 @@ def test_sensor_silence_holds_within_two_periods_and_recovers(ros, policy, tmp_p
                                                     diagnostics_period_s=0.25)
     params_file.write_text(yaml.safe_dump(config))
     proc, _ = ros.start("policy_node", {}, ros_args=("--params-file", str(params_file)))
-    robot = Robot(ros, policy)
+    robot = swaying_robot(ros, policy)
     ros.wait_for("commands", lambda: len(ros.commands) > 20, every=robot.publish)
     assert changes(ros.commands[-10:]) == 9, "a swaying robot gives a new command every period"
     silence_start = len(ros.commands)
@@ -99,80 +88,79 @@ def test_sensor_silence_holds_within_two_periods_and_recovers(ros, policy, tmp_p
     first_hold = next(i for i in range(1, len(silent)) if np.array_equal(silent[i][1], silent[i - 1][1]))
     assert first_hold <= 3 and changes(silent[first_hold:]) == 0
     values, text, level = ros.fresh_diagnostics("policy_node")
-    assert values["safety_stale"] > 0 and text == "stale sensors: holding" and level == 1
+    assert values["safety_stale"] > 0 and text == "stale joint_states, imu: holding" and level == 1
+    assert values["stale_joint_states"] > 0 and values["stale_imu"] > 0
     recovered = ros.wait_for_commands("commands once the data returns", len(ros.commands), 30, every=robot.publish)
     assert changes(recovered[-20:]) == 19, "the policy runs again when the data returns"
     values, text, _ = ros.fresh_diagnostics("policy_node", every=robot.publish)
     assert text == "active" and values["safety_nonfinite"] == 0 and proc.poll() is None
 
 
+def test_the_loop_outlives_a_tick_that_raises_and_reports_its_liveness():
+    """In-process: the exception goes to on_error and is counted, the next ticks run on time; a tick that blocks
+    shows as a growing last-tick age."""
+    import threading
+    import time
+
+    from pg_robotics_ros.loop import PeriodicLoop
+
+    errors, ticks, release = [], [], threading.Event()
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) == 3:
+            raise ZeroDivisionError("division by zero")
+        if len(ticks) == 40:
+            release.wait(30)  # a stuck tick
+
+    loop = PeriodicLoop(200.0, tick, on_error=errors.append)
+    loop.start()
+    deadline = time.monotonic() + 30
+    while len(ticks) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = loop.stats()
+    assert len(ticks) >= 40 and stats["loop_errors"] == 1 and isinstance(errors[0], ZeroDivisionError)
+    while loop.last_tick_age_ms() < 200 and time.monotonic() < deadline:  # stuck: the age grows
+        time.sleep(0.01)
+    assert loop.last_tick_age_ms() >= 200 and loop.running
+    release.set()
+    loop.stop()
+    with pytest.raises(ValueError, match="rate_hz"):
+        PeriodicLoop(math.nan, tick)
+
+
 def test_estop_latches_until_deactivate_and_activate(ros, policy):
     start_policy_node(ros, policy)
-    robot = Robot(ros, policy)
+    robot = swaying_robot(ros, policy)
     ros.wait_for("commands", lambda: len(ros.commands) > 10, every=robot.publish)
     assert ros.call("policy_node", "estop") == "policy_node: estop done"
     # fresh, changing states keep coming
     held = ros.wait_for_commands("commands after the e-stop", len(ros.commands), 0.8 * RATE, every=robot.publish)
     assert changes(held) == 0
     values, text, level = ros.fresh_diagnostics("policy_node", every=robot.publish)
-    assert text == "e-stop latched" and level == 2 and values["safety_estop"] >= len(held)
+    assert text == "e-stop latched: e-stop service" and level == 2 and values["safety_estop"] >= len(held)
     ros.call("policy_node", "deactivate")
     ros.call("policy_node", "activate")  # the operator's deliberate reset: soft start from the measured pose
     resumed = ros.wait_for_commands("commands after the reset", len(ros.commands), 30, every=robot.publish)
     assert changes(resumed[-20:]) == 19
 
 
-def test_fuzz_of_ten_thousand_malformed_messages_never_gives_a_bad_command(ros, policy):
-    proc, _ = start_policy_node(ros, policy)
-    spec = Policy.load(policy).spec
-    names, default = list(spec.joint_names), np.asarray(spec.default_joint_pos)
-    limits = np.asarray(spec.joint_pos_limits)
-    rng = np.random.default_rng(0)
-    robot = Robot(ros, policy)
-    ros.wait_for("commands", lambda: len(ros.commands) > 5, every=robot.publish)
-
-    def malformed() -> None:
-        kind = rng.integers(9)
-        pos = default + rng.normal(0, 0.5, len(names))
-        if kind == 0:  # NaN or infinity somewhere
-            pos[rng.integers(len(pos))] = rng.choice([np.nan, np.inf, -np.inf])
-            ros.publish_state(names, pos)
-        elif kind == 1:  # wrong length
-            ros.publish_state(names, pos[:rng.integers(len(pos))])
-        elif kind == 2:  # a policy joint replaced by an unknown one
-            ros.publish_state([*names[:-1], "unknown_joint"], pos)
-        elif kind == 3:  # out-of-order stamp
-            ros.publish_state(names, pos, stamp=ros.stamp - rng.uniform(0.01, 1.0))
-        elif kind == 4:  # duplicate names
-            ros.publish_state([names[0], *names[:-1]], pos)
-        elif kind == 5:  # absurd joint angles and velocities
-            ros.publish_state(names, rng.normal(0, 1e6, len(names)), rng.normal(0, 1e6, len(names)))
-        elif kind == 6:  # not a unit quaternion / non-finite gyro
-            ros.publish_state(names, pos, quat=rng.normal(0, 3, 4), gyro=(np.nan, 0.0, 0.0))
-        elif kind == 7:  # non-finite or huge velocity command
-            ros.publish_cmd_vel(rng.choice([np.nan, np.inf, 1e9]), rng.normal(), rng.normal())
-        else:  # a valid state in between
-            robot.publish()
-
-    def received() -> int:
-        values = ros.diagnostics.latest.get("policy_node", (0, {}))[1]
-        return sum(v for k, v in values.items() if k.startswith("received_"))
-
-    for _ in range(40):  # publish until the node has received 10,000 messages (best-effort QoS may drop some)
-        ros.spin_for(0.5, every=malformed, period=0.0002)
-        if received() >= 10_000:
-            break
-    ros.fresh_diagnostics("policy_node")
-    values, _, _ = ros.fresh_diagnostics("policy_node")
-    assert received() >= 10_000
+def test_fuzz_of_ten_thousand_malformed_messages_on_every_input_never_gives_a_bad_command(ros, policy):
+    """Joint states, IMU and /cmd_vel, each malformed every way (non-finite, wrong length, unknown or duplicate
+    joints, old stamps, absurd values, non-unit quaternions): each rejected where it arrives or held; every
+    command finite, inside the robot's limits (narrower than the policy's here) and within the rate limit."""
+    rig = Rig(ros, policy)
+    proc = rig.start_policy(stale_periods=2)
+    values = fuzz(rig, messages=10_000)
+    assert values["received"] >= 10_000
     for reason in ("length", "nonfinite", "stamp", "duplicate"):
         assert values[f"rejected_joint_states:{reason}"] > 0, reason
-    assert values["rejected_imu:value"] > 0 and values["rejected_cmd_vel:nonfinite"] > 0
+    assert values["rejected_imu:value"] > 0 and values["rejected_imu:stamp"] > 0, values
+    assert values["rejected_cmd_vel:nonfinite"] > 0
     assert values["bad_state"] > 0, "states lacking a policy joint are held by the controller"
-    commands = np.array([c for _, c in ros.commands])
-    assert len(commands) >= RATE, "the node kept its control loop running through the fuzz"
-    assert np.isfinite(commands).all()
-    assert (commands >= limits[:, 0]).all() and (commands <= limits[:, 1]).all()
+    c = rig.checks()["policy_node"]
+    assert c["commands"] >= RATE, "the node kept its control loop running through the fuzz"
+    assert c["nonfinite"] == c["out_of_limits"] == c["over_rate"] == 0, c
     assert proc.poll() is None
 
 
@@ -188,7 +176,7 @@ def test_killing_the_sim_node_does_not_crash_the_policy_node(ros, policy):
     assert node.poll() is None
     assert changes(held[5:]) == 0
     values, text, _ = ros.fresh_diagnostics("policy_node")
-    assert text == "stale sensors: holding" and values["safety_stale"] > 0
+    assert text == "stale joint_states, imu: holding" and values["safety_stale"] > 0
 
 
 def test_sim2sim_reports_tracking_and_timing(policy, tmp_path):
@@ -223,7 +211,7 @@ def test_colcon_builds_the_ros_workspace(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     share = tmp_path / "install/pg_robotics_ros/share/pg_robotics_ros"
     assert (share / "launch/sim2sim.launch.py").is_file() and (share / "config/policy_node.yaml").is_file()
-    for exe in ("policy_node", "mujoco_sim_node"):
+    for exe in ("policy_node", "mujoco_sim_node", "command_watchdog"):
         assert (tmp_path / f"install/pg_robotics_ros/lib/pg_robotics_ros/{exe}").is_file()
     assert (tmp_path / "install/pg_robotics_ros/share/ament_index/resource_index/packages/pg_robotics_ros").is_file()
 

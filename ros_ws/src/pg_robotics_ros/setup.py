@@ -23,5 +23,6 @@ setup(
     entry_points={"console_scripts": [
         f"policy_node = {PACKAGE}.policy_node:main",
         f"mujoco_sim_node = {PACKAGE}.sim_node:main",
-    ]},
+        f"command_watchdog = {PACKAGE}.watchdog:main",
+    ], "pg_robotics.commands": [f"ros = {PACKAGE}.commands"]},  # pgr sim2sim, pgr ros, pgr bench faults
 )

@@ -1,5 +1,6 @@
-"""The `pgr` commands this package brings: `pgr sim2sim` and `pgr ros policy|sim|call`. `pgr` finds them through the
-`pg_robotics.commands` entry point this package registers; pg_robotics itself never imports ROS."""
+"""The `pgr` commands this package brings: `pgr sim2sim`, `pgr ros policy|sim|watchdog|call` and `pgr bench faults`.
+`pgr` finds them through the `pg_robotics.commands` entry point this package registers; pg_robotics itself never
+imports ROS."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 from pathlib import Path
 
 NODES = {"policy": ("pg_robotics_ros.policy_node", "the policy node (lifecycle)"),
-         "sim": ("pg_robotics_ros.sim_node", "the MuJoCo sim node")}
+         "sim": ("pg_robotics_ros.sim_node", "the MuJoCo sim node"),
+         "watchdog": ("pg_robotics_ros.watchdog", "the command watchdog (robot side: damps when commands stop)")}
 
 
 def _positive_float(text: str) -> float:
@@ -22,7 +24,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub, bench) -> None:
+    """Add this package's commands to `pgr`'s subcommands and to `pgr bench`'s."""
+    faults = bench.add_parser("faults", add_help=False, help="fault injection over the real policy node on loopback "
+                              "DDS: --policy P [--json] [--log-dir D] [--domain-id N]")
+    faults.add_argument("rest", nargs=argparse.REMAINDER)  # `raw` hands them to pg_robotics_ros.faults
     s2s = sub.add_parser("sim2sim", help="the exported policy walks the MuJoCo sim node through ROS 2 (two processes)")
     s2s.add_argument("--policy", type=Path, required=True, help="an exported policy.onnx")
     s2s.add_argument("--duration", type=_positive_float, default=20.0, help="measured seconds")
@@ -49,10 +55,15 @@ def add_parsers(sub) -> None:
 
 
 def raw(argv: list[str]) -> int | None:
-    """`pgr ros policy|sim --ros-args ...`: the node parses its own arguments (argparse would take them)."""
+    """Commands that parse their own arguments: `pgr ros policy|sim|watchdog --ros-args ...` (argparse would take
+    the ROS arguments) and `pgr bench faults ...`."""
     if len(argv) >= 2 and argv[0] == "ros" and argv[1] in NODES:
         module = NODES[argv[1]][0]
         return __import__(module, fromlist=["main"]).main([module, *argv[2:]])
+    if argv[:2] == ["bench", "faults"]:
+        from pg_robotics_ros.faults import main
+
+        return main(argv[2:])
     return None
 
 

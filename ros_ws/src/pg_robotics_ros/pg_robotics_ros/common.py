@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -11,14 +14,18 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 # Sensors and velocity commands: best effort, keep last 1 (a late sample is worth less than the next one).
 SENSOR_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 # Joint commands: reliable, so that a ros2_control forward_command_controller (reliable by default) matches.
 COMMAND_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1)
+# What publishes them keeps a few, so that a reader that falls behind for a moment still gets each one in order.
+COMMAND_PUB_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10)
 
 JOINT_STATES, IMU, CMD_VEL, ODOM = "/joint_states", "/imu/data", "/cmd_vel", "/odom"
 JOINT_COMMANDS = "/joint_position_controller/commands"
+POLICY_COMMANDS = "/policy/commands"  # the policy node's output when a command watchdog relays it to the robot
 DIAGNOSTICS = "/diagnostics"
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -76,21 +83,41 @@ class DiagnosticsListener:
 
 def run(make_node: Callable, args: list[str] | None = None) -> int:
     """Start a node as a plain process (`python -m ...` takes `--ros-args -p name:=value --params-file F`):
-    spin until SIGINT/SIGTERM, then close the node cleanly."""
+    spin until SIGINT/SIGTERM, then `node.close()` while ROS is still up (the policy node publishes its last,
+    safe command there), then shut down.
+
+    rclpy's own signal handlers would shut the context down first, after which nothing can be published, so
+    they are off. Python's handlers take both signals instead (whichever thread the kernel picks, nothing is
+    killed) and write each to a wakeup pipe; a thread reading it wakes the executor at once."""
     # A control loop thread waits for the GIL at most this long when the executor thread runs Python.
     sys.setswitchinterval(0.0002)
-    rclpy.init(args=sys.argv if args is None else args)
-    node = None
+    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
+    node, stop = None, threading.Event()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.set_wakeup_fd(wake_write)
     try:
         node = make_node()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+
+        def wait_for_signal() -> None:
+            os.read(wake_read, 1)
+            stop.set()
+            executor.wake()
+
+        threading.Thread(target=wait_for_signal, name="signals", daemon=True).start()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once()
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:
             node.close()
             node.destroy_node()
         rclpy.try_shutdown()
+        signal.set_wakeup_fd(-1)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
