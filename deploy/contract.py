@@ -95,14 +95,14 @@ def is_number(value) -> bool:
 def _check(key: str, value, bounds: str) -> float:
     """`value` as a float inside BOUNDS[bounds], or a ContractError naming `key`."""
     if not is_number(value):
-        raise ContractError(f"{key}: expected a finite number, got {_short(value)}")
+        raise ContractError(f"{key}: expected a finite number, got {short(value)}")
     low, high, open_low = BOUNDS[bounds]
     if value > high or value < low or (open_low and value == low):
         raise ContractError(f"{key}: {value} is outside {'(' if open_low else '['}{low:g}, {high:g}]")
     return float(value)
 
 
-def _short(value) -> str:
+def short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -111,13 +111,13 @@ def _numbers(meta: dict, key: str, length: int | None = None, bounds: str | None
              per: str = "joint in joint_names") -> tuple[float, ...]:
     value = meta[key]
     if not isinstance(value, list):
-        raise ContractError(f"{key}: expected a list of numbers, got {_short(value)}")
+        raise ContractError(f"{key}: expected a list of numbers, got {short(value)}")
     if length is not None and len(value) != length:
         raise ContractError(f"{key}: expected {length} values (one per {per}), got {len(value)}")
     for i, v in enumerate(value):
         if not is_number(v):
             what = "non-finite value" if isinstance(v, float) else "not a number"
-            raise ContractError(f"{key}: {what} at index {i} ({_short(v)})")
+            raise ContractError(f"{key}: {what} at index {i} ({short(v)})")
     return tuple(_check(f"{key}[{i}]", v, bounds or key) for i, v in enumerate(value))
 
 
@@ -145,23 +145,23 @@ def require(meta: dict, keys) -> None:
 def check_strings(meta: dict, keys=("task", "robot", "git_commit")) -> None:
     for key in keys:
         if not isinstance(meta[key], str) or len(meta[key]) > 1000:
-            raise ContractError(f"{key}: expected a string (at most 1000 characters), got {_short(meta[key])}")
+            raise ContractError(f"{key}: expected a string (at most 1000 characters), got {short(meta[key])}")
 
 
 def check_name(value, where: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 1000:
-        raise ContractError(f"{where}: expected a non-empty name, got {_short(value)}")
+        raise ContractError(f"{where}: expected a non-empty name, got {short(value)}")
     return value
 
 
 def _pairs(meta: dict, key: str, length: int) -> tuple[tuple[float, float], ...]:
     value = meta[key]
     if not isinstance(value, list) or len(value) != length:
-        raise ContractError(f"{key}: expected {length} [low, high] pairs, got {_short(value)}")
+        raise ContractError(f"{key}: expected {length} [low, high] pairs, got {short(value)}")
     out = []
     for i, pair in enumerate(value):
         if not (isinstance(pair, list) and len(pair) == 2 and all(is_number(v) for v in pair)):
-            raise ContractError(f"{key}[{i}]: expected [low, high] finite numbers, got {_short(pair)}")
+            raise ContractError(f"{key}[{i}]: expected [low, high] finite numbers, got {short(pair)}")
         low, high = (_check(f"{key}[{i}]", v, key) for v in pair)
         if low > high:
             raise ContractError(f"{key}[{i}]: low {low} is above high {high}")
@@ -172,26 +172,26 @@ def _pairs(meta: dict, key: str, length: int) -> tuple[tuple[float, float], ...]
 def _terms(meta: dict, num_joints: int) -> tuple[ObsTerm, ...]:
     value = meta["observation_terms"]
     if not isinstance(value, list) or not value:
-        raise ContractError(f"observation_terms: expected a non-empty list, got {_short(value)}")
+        raise ContractError(f"observation_terms: expected a non-empty list, got {short(value)}")
     terms = []
     for i, t in enumerate(value):
         where = f"observation_terms[{i}]"
         if not isinstance(t, dict):
-            raise ContractError(f"{where}: expected a mapping with name, dim, scale, clip, history, got {_short(t)}")
+            raise ContractError(f"{where}: expected a mapping with name, dim, scale, clip, history, got {short(t)}")
         missing = [k for k in ("name", "dim", "scale", "clip", "history") if k not in t]
         if missing:
             raise ContractError(f"{where}: missing {', '.join(missing)}")
         name = t["name"]
         if name not in KNOWN_TERMS:
-            raise ContractError(f"{where}.name: unknown term {_short(name)} (this runtime builds: "
+            raise ContractError(f"{where}.name: unknown term {short(name)} (this runtime builds: "
                                 f"{', '.join(KNOWN_TERMS)})")
         expected = TERM_DIMS.get(name, num_joints)
         if type(t["dim"]) is not int or t["dim"] != expected:
             raise ContractError(f"{where}.dim: {name} has {expected} elements here, the model says "
-                                f"{_short(t['dim'])}")
+                                f"{short(t['dim'])}")
         history = t["history"]
         if type(history) is not int or not 1 <= history <= MAX_HISTORY:
-            raise ContractError(f"{where}.history: expected an integer in [1, {MAX_HISTORY}], got {_short(history)}")
+            raise ContractError(f"{where}.history: expected an integer in [1, {MAX_HISTORY}], got {short(history)}")
         scale = t["scale"] if isinstance(t["scale"], list) else [t["scale"]] * expected
         scale = _numbers({f"{where}.scale": scale}, f"{where}.scale", expected, "scale")
         clip = _number({f"{where}.clip": t["clip"]}, f"{where}.clip", "clip")
@@ -205,10 +205,10 @@ def parse(meta: dict):
     version = meta.get("schema_version")
     if type(version) is not int or version not in (1, SCHEMA_VERSION):
         raise ContractError(f"schema_version: this runtime reads versions 1 to {SCHEMA_VERSION}, "
-                            f"the model has {_short(version)}")
+                            f"the model has {short(version)}")
     kind = meta.get("kind", "joint_position") if version == 1 else meta.get("kind")
     if kind not in KINDS:
-        raise ContractError(f"kind: expected one of {', '.join(KINDS)}, got {_short(kind)}")
+        raise ContractError(f"kind: expected one of {', '.join(KINDS)}, got {short(kind)}")
     if kind == "vector":
         from .vector import parse_vector
 
@@ -218,14 +218,14 @@ def parse(meta: dict):
     names = meta["joint_names"]
     if not isinstance(names, list) or not 0 < len(names) <= MAX_JOINTS or not all(isinstance(n, str) and n
                                                                                 for n in names):
-        raise ContractError(f"joint_names: expected a list of 1 to {MAX_JOINTS} names, got {_short(names)}")
+        raise ContractError(f"joint_names: expected a list of 1 to {MAX_JOINTS} names, got {short(names)}")
     if len(set(names)) != len(names):
         raise ContractError(f"joint_names: duplicate name {next(n for n in names if names.count(n) > 1)!r}")
     j = len(names)
     commands = meta["command_names"]
     if not isinstance(commands, list) or len(commands) != TERM_DIMS["command"] or not all(isinstance(c, str)
                                                                                          for c in commands):
-        raise ContractError(f"command_names: expected 3 names (vx, vy, yaw rate), got {_short(commands)}")
+        raise ContractError(f"command_names: expected 3 names (vx, vy, yaw rate), got {short(commands)}")
     spec = PolicySpec(
         task=meta["task"], robot=meta["robot"], joint_names=tuple(names),
         default_joint_pos=_numbers(meta, "default_joint_pos", j), action_scale=_number(meta, "action_scale"),

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .contract import ContractError, check_name, check_strings, finite_number, number_list, require
+from .contract import ContractError, check_name, check_strings, finite_number, number_list, require, short
 from .policy import Policy
 
 VECTOR_KEYS = ("task", "robot", "control_dt", "git_commit", "observation_terms", "action_names", "action_low",
@@ -67,23 +67,23 @@ def parse_vector(meta: dict) -> VectorSpec:
     check_strings(meta)
     terms = meta["observation_terms"]
     if not isinstance(terms, list) or not terms:
-        raise ContractError(f"observation_terms: expected a non-empty list of {{name, dim}}, got {terms!r}")
+        raise ContractError(f"observation_terms: expected a non-empty list of {{name, dim}}, got {short(terms)}")
     parsed = []
     for i, t in enumerate(terms):
         where = f"observation_terms[{i}]"
         if not isinstance(t, dict) or "name" not in t or "dim" not in t:
-            raise ContractError(f"{where}: expected a mapping with name and dim, got {t!r}")
+            raise ContractError(f"{where}: expected a mapping with name and dim, got {short(t)}")
         check_name(t["name"], f"{where}.name")
         dim = t["dim"]
         if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
-            raise ContractError(f"{where}.dim: expected an integer in [1, {MAX_DIM}], got {dim!r}")
+            raise ContractError(f"{where}.dim: expected an integer in [1, {MAX_DIM}], got {short(dim)}")
         parsed.append(InputTerm(t["name"], dim))
     names = [t.name for t in parsed]
     if len(set(names)) != len(names):
-        raise ContractError(f"observation_terms: duplicate name {next(n for n in names if names.count(n) > 1)!r}")
+        raise ContractError(f"observation_terms: duplicate name {short(next(n for n in names if names.count(n) > 1))}")
     actions = meta["action_names"]
     if not isinstance(actions, list) or not actions:
-        raise ContractError(f"action_names: expected a non-empty list of names, got {actions!r}")
+        raise ContractError(f"action_names: expected a non-empty list of names, got {short(actions)}")
     for i, name in enumerate(actions):
         check_name(name, f"action_names[{i}]")
     n = len(actions)
@@ -98,7 +98,7 @@ def parse_vector(meta: dict) -> VectorSpec:
                             f"[action_low, action_high]")
     params = meta.get("task_params", {})
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise ContractError(f"task_params: expected a mapping of names to numbers, got {params!r}")
+        raise ContractError(f"task_params: expected a mapping of names to numbers, got {short(params)}")
     params = {k: finite_number(v, f"task_params.{k}", "task_param") for k, v in params.items()}
     control_dt = finite_number(meta["control_dt"], "control_dt", "control_dt")
     return VectorSpec(meta["task"], meta["robot"], control_dt, meta["git_commit"], tuple(parsed),

@@ -15,7 +15,7 @@ from pg_robotics.cli import main
 from pg_robotics.envs import ConfigError, make
 from pg_robotics.envs.robots import resolve_mjcf
 from pg_robotics.envs.manipulation.kinematics import PandaKinematics
-from pgr_cli import pgr
+from pgr_cli import pgr, signal_training
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_THREAD = {"sim": {"nthread": 1}}  # a 2-core machine: MuJoCo's pool must not fight the other tests
@@ -432,21 +432,12 @@ def test_goal_run_summary_reports_the_last_success_rate(tmp_path):
 
 def test_ctrl_c_finishes_the_cycle_saves_and_the_run_resumes(tmp_path):
     import signal
-    import subprocess
-    import sys
-    import time
 
     run = tmp_path / "run"
-    args = ["train", "arm-reach", "--run-dir", str(run), *ARM_TINY, "--set", "runner.save_interval=100000"]
-    proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", *args, "--max-iterations", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(run.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3.0)  # a few cycles in: the interrupt lands in the middle of one
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    args = ["train", "arm-reach", "--run-dir", str(run), *ARM_TINY, "--set", "runner.save_interval=100000",
+            "--max-iterations", "100000"]
+    code, err = signal_training(args, run, signal.SIGINT, after_s=3.0)  # the interrupt lands in the middle of a cycle
+    assert code == 130, err
     assert "finishing this cycle" in err
     ckpts = list((run / "checkpoints").glob("model_*.pt"))
     assert len(ckpts) == 1

@@ -7,7 +7,7 @@ import torch
 
 from pg_robotics.cli import main
 from pg_robotics.envs import ConfigError
-from pgr_cli import pgr
+from pgr_cli import pgr, signal_training
 
 SMALL = ["--num-envs", "8", "--no-progress", "--set", "algorithm.num_steps_per_env=8",
          "--set", "algorithm.actor_hidden=[16]", "--set", "algorithm.critic_hidden=[16]"]
@@ -147,23 +147,14 @@ def test_sigterm_stops_at_an_iteration_boundary_and_the_run_resumes_exactly(tmp_
     """SIGTERM (as a cluster scheduler sends it) finishes the iteration, saves, exits 143; resuming from that
     checkpoint gives the same parameters as a run that never stopped. A second signal is not needed."""
     import signal
-    import subprocess
-    import sys
-    import time
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    args = ["train", "quadruped-flat", "--run-dir", str(run), *SMALL, "--set", "runner.save_interval=100000"]
-    proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", *args, "--max-iterations", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(run.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)  # a few iterations in
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    args = ["train", "quadruped-flat", "--run-dir", str(run), *SMALL, "--set", "runner.save_interval=100000",
+            "--max-iterations", "100000"]
+    code, err = signal_training(args, run, signal.SIGTERM, after_s=2.0)  # a few iterations in
+    assert code == 143, err
     assert "SIGTERM: finishing this iteration" in err and "stopped by SIGTERM (checkpoint saved)" in err
     (ckpt,) = (run / "checkpoints").glob("model_*.pt")
     n = int(ckpt.stem.split("_")[1])
