@@ -49,8 +49,9 @@ class Controller:
         self.default = np.asarray(self.spec.default_joint_pos, dtype=np.float64)
         # targets = default + scale * last action: one product of the builder's values
         self._to_targets = self.builder.affine("last_action", self.scale, self.default)
+        self._command_bounds = tuple(v for pair in self.spec.command_ranges for v in pair)
         self._targets = np.zeros(n)
-        self._obs, self._action = policy.obs[0], policy.action[0]
+        self._obs, self._action, self._run_bound = policy.obs[0], policy.action[0], policy.run_bound
         self.last_action = self.builder.last_action[None]  # [1, n] view: the previous clipped action
         self._latency = np.zeros(latency_window, dtype=np.int64)
         terms = {t.name for t in self.spec.observation_terms}
@@ -108,6 +109,27 @@ class Controller:
             for name in self.stale:
                 self.counters[f"stale_{name}"] += 1
 
+    def _take_all_new(self, state) -> bool:
+        """The usual period, decided before `_take`: every input brings a new float stamp. Then accept them all and
+        return True; otherwise change nothing and return False (and `_take` judges each input)."""
+        gates = self._gate_list
+        stamp = getattr(state, "stamp", None)
+        if len(gates) > 2 or type(stamp) is not float or not gates[0].last < stamp < math.inf:
+            return False
+        if len(gates) > 1:
+            imu = getattr(state, "imu_stamp", None)
+            imu = stamp if imu is None else imu
+            if type(imu) is not float or not gates[1].last < imu < math.inf:
+                return False
+            gates[1].last, gates[1].refused = imu, 0
+            self._missed[1] = 0
+        gates[0].last, gates[0].refused = stamp, 0
+        self._missed[0] = 0
+        self._state = state
+        if self.stale:
+            self.stale = []
+        return True
+
     def _aged(self, k: int, verdict: str, given: bool) -> bool:
         """Input k's sample was not new (or its sender's clock stepped: re-anchored, new after all)."""
         c = self.counters
@@ -130,7 +152,8 @@ class Controller:
         until a joint pose has been measured."""
         t0 = time.perf_counter_ns()
         c = self.counters
-        self._take(state)
+        if state is None or not self._take_all_new(state):
+            self._take(state)
         state = self._state
         targets = measured = None
         if state is not None:
@@ -145,9 +168,9 @@ class Controller:
                 c["bad_state"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 measured = self._measured(state)  # None when the joints themselves are bad
-            else:
-                if run:
-                    targets = self._run_policy()
+                run = False
+            if run:
+                targets = self._run_policy()
         out = self.safety.apply(targets, measured, bool(self.stale))
         steps = c["steps"]
         self._latency[steps % len(self._latency)] = time.perf_counter_ns() - t0
@@ -172,7 +195,7 @@ class Controller:
         if len(command) != 3:
             raise StateError(f"command: expected 3 values (vx, vy, yaw rate), got {len(command)}")
         vx, vy, wz = command
-        (lx, hx), (ly, hy), (lz, hz) = self.spec.command_ranges
+        lx, hx, ly, hy, lz, hz = self._command_bounds
         if not (lx <= vx <= hx and ly <= vy <= hy and lz <= wz <= hz):  # also true for a non-finite value
             if not (math.isfinite(vx) and math.isfinite(vy) and math.isfinite(wz)):
                 raise StateError(f"command: non-finite value in {tuple(command)}")
@@ -182,7 +205,7 @@ class Controller:
 
     def _run_policy(self) -> np.ndarray | None:
         """The policy's targets for the observation in its input buffer; None for a non-finite action."""
-        self.policy.run_bound()
+        self._run_bound()
         action = self._action
         norm2 = action.dot(action)
         if not math.isfinite(norm2):  # a non-finite action (or an absurd one: its square overflows)

@@ -24,6 +24,7 @@ import numpy as np
 from .contract import TERM_DIMS, PolicySpec
 
 QUAT_NORM_TOLERANCE = 0.01
+UNIT_NORM2 = ((1.0 - QUAT_NORM_TOLERANCE) ** 2, (1.0 + QUAT_NORM_TOLERANCE) ** 2)  # the same bound on |q|^2
 # where each term's raw values sit in the builder's buffer (`build` packs the first five in this order)
 RAW_ORDER = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action")
 
@@ -177,10 +178,12 @@ class ObservationBuilder:
         if len(q) != 4:
             raise StateError(f"orientation_xyzw: expected 4 values (x, y, z, w), got {len(q)}")
         x, y, z, w = q
-        norm = (x * x + y * y + z * z + w * w) ** 0.5
-        if not abs(norm - 1.0) <= QUAT_NORM_TOLERANCE:  # also false for NaN
-            raise StateError(f"orientation_xyzw: norm {norm:.4f} is not a unit quaternion (x, y, z, w)")
-        gravity = projected_gravity((x / norm, y / norm, z / norm, w / norm))
+        xx, yy, n2 = x * x, y * y, x * x + y * y + z * z + w * w
+        if not UNIT_NORM2[0] <= n2 <= UNIT_NORM2[1]:  # |q| within the tolerance of 1 (also false for NaN)
+            raise StateError(f"orientation_xyzw: norm {n2 ** 0.5:.4f} is not a unit quaternion (x, y, z, w)")
+        # projected_gravity of q / |q|, written with |q|^2 so that q need not be divided first
+        inv = 1.0 / n2
+        gravity = (-2.0 * (x * z - w * y) * inv, -2.0 * (y * z + w * x) * inv, (xx + yy - z * z - w * w) * inv)
         ang_vel = state.angular_velocity
         if len(ang_vel) != 3 or len(command) != 3:  # written together below: a wrong length would shift the rest
             raise StateError(f"angular_velocity, command: expected 3 values each, got {len(ang_vel)} and "

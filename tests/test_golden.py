@@ -74,11 +74,15 @@ def arm_rollout() -> dict:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-def assert_same(new: dict, path: Path) -> None:
+def assert_same(new: dict, path: Path, atol: float = 0.0) -> None:
+    """Every array as recorded: exactly, or floating-point arrays within `atol`."""
     golden = np.load(path)
     assert sorted(golden.files) == sorted(new), path.name
     for key in golden.files:
         assert golden[key].shape == new[key].shape, key
+        if atol and golden[key].dtype.kind == "f":
+            np.testing.assert_allclose(new[key], golden[key], rtol=0, atol=atol, err_msg=key)
+            continue
         assert np.array_equal(golden[key], new[key], equal_nan=golden[key].dtype.kind == "f"), \
             f"{key}: {golden[key]} != {new[key]}"
 
@@ -91,4 +95,7 @@ def test_quadruped_flat_reproduces_its_golden_trajectory():
 
 
 def test_arm_pick_place_reproduces_its_golden_trajectory():
-    assert_same(arm_rollout(), DATA / "golden_arm_pick_place.npz")
+    # The arm's inverse kinematics runs torch matrix products and solves, whose rounding depends on the CPU's vector
+    # units (recorded on an AMD EPYC; an Intel Xeon differs by 5e-7 in the observation and 2.4e-6 rad in qpos after
+    # 120 steps): floats agree within 1e-5, everything discrete (rewards, successes, dones) exactly.
+    assert_same(arm_rollout(), DATA / "golden_arm_pick_place.npz", atol=1e-5)
