@@ -23,15 +23,19 @@ class RolloutStorage:
         self.advantages, self.returns = z(), z()
         self.num_steps, self.num_envs, self.step = num_steps, num_envs, 0
 
-    def add(self, obs, critic_obs, actions, rewards, dones, time_outs, cat_delta, values, log_probs, mu, sigma):
+    def add(self, obs, critic_obs, actions, rewards, dones, time_outs, cat_delta, log_probs, mu, sigma,
+            values=None):
+        """One step of every world. `values` may be left out and written into `self.values` before
+        compute_returns (PPO evaluates its critic once over the whole rollout)."""
         if self.step >= self.num_steps:
             raise RuntimeError("rollout storage is full: call clear() after the update")
         t = self.step
         for buf, x in ((self.obs, obs), (self.critic_obs, critic_obs), (self.actions, actions),
                        (self.rewards, rewards), (self.dones, dones), (self.time_outs, time_outs),
-                       (self.cat_delta, cat_delta), (self.values, values), (self.log_probs, log_probs),
-                       (self.mu, mu), (self.sigma, sigma)):
+                       (self.cat_delta, cat_delta), (self.log_probs, log_probs), (self.mu, mu), (self.sigma, sigma)):
             buf[t].copy_(x)
+        if values is not None:
+            self.values[t].copy_(values)
         self.step += 1
 
     def clear(self) -> None:

@@ -114,6 +114,15 @@ class ObsTermCfg:
     clip: float = 100.0
     func: str = ""
     params: dict[str, Any] = params_field()
+    # how the term mirrors left to right (symmetry augmentation): polar, axial, command, joints, feet, invariant;
+    # "" = the shipped term's own kind (symmetry.MIRROR_OF)
+    mirror: str = ""
+
+    def __post_init__(self):
+        from .symmetry import KINDS
+
+        if self.mirror and self.mirror not in KINDS:
+            raise ValueError(f"mirror: expected one of {', '.join(KINDS)}, got {self.mirror!r}")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from ..cat import ConstraintsAsTerminations
 from ..config import ConfigError
 from ..scene import Scene, legged_scene
 from . import commands as command_terms
+from . import symmetry
 from .config import QuadrupedFlatCfg, functions
 from .state import LocoState
 
@@ -388,6 +389,30 @@ class LeggedEnv:
         s.first_contact = first
         self.feet_air_time *= ~filtered
         self.last_contact = contact
+
+    # ---- symmetry ------------------------------------------------------------------------------------------------
+    def mirror(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The left-right mirror image as (index, sign) per observation group and for the actions
+        (`symmetry.apply(x, mirror["policy"])`), on the env's device. A ConfigError names what does not mirror: a
+        robot that is not symmetric, a default pose that is not, a term of unknown kind."""
+        if getattr(self, "_mirror", None) is None:
+            model, r, where = self.sim.model, self.cfg.robot, "algorithm.symmetry"
+            joints = symmetry.joint_mirror(model, r.base_body, self.joint_names, where)
+            feet = symmetry.foot_mirror(model, r.base_body, self.scene.robot.foot_geoms, where)
+            default = self.default_joint_pos.cpu().numpy()
+            mirrored = default[joints[0]] * joints[1]
+            if not np.allclose(mirrored, default, atol=1e-6):
+                i = int(np.abs(mirrored - default).argmax())
+                raise ConfigError(f"task.robot.default_joint_pos: not left-right symmetric ({self.joint_names[i]} "
+                                  f"{default[i]:g}, its mirror image {self.joint_names[joints[0][i]]} "
+                                  f"{default[joints[0][i]]:g}); symmetry augmentation needs a symmetric pose")
+            oc = self.cfg.observations
+            kinds = {n: oc.terms[n].mirror or symmetry.MIRROR_OF.get(oc.terms[n].func or n, "") for n in oc.terms}
+            out = {g: symmetry.layout_mirror(layout, kinds, joints, feet, "task.observations")
+                   for g, layout in self.observation_layout.items()}
+            out["actions"] = (torch.as_tensor(joints[0]), torch.as_tensor(joints[1], dtype=torch.float32))
+            self._mirror = {k: (i.to(self.device), s.to(self.device, torch.float32)) for k, (i, s) in out.items()}
+        return self._mirror
 
     # ---- the deploy contract ---------------------------------------------------------------------------------
     def deploy_contract(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from torch import nn
 
 from pg_robotics import distributed
 from pg_robotics.distributed import SINGLE, World
+from pg_robotics.envs import ConfigError
 from pg_robotics.networks import ActorCritic, EmpiricalNormalizer
 from pg_robotics.storage import RolloutStorage
 
@@ -35,6 +36,9 @@ class PPOCfg:
     schedule: str = "adaptive"  # "adaptive" (from desired_kl) or "fixed"
     desired_kl: float = 0.01
     max_grad_norm: float = 1.0
+    # left-right symmetry augmentation: every mini-batch also holds its transitions' mirror images (the env's
+    # `mirror()`), the normalizers see every observation and its mirror, so the policy learns both sides at once
+    symmetry_augmentation: bool = False
 
     def __post_init__(self):
         if self.schedule not in ("adaptive", "fixed"):
@@ -63,11 +67,24 @@ class PPO:
     @classmethod
     def from_env(cls, cfg: PPOCfg, env, world: World = SINGLE) -> "PPO":
         policy = env.num_obs["policy"]
-        return cls(cfg, policy, env.num_obs.get("critic", policy), env.num_actions, env.num_envs, env.device, world)
+        mirror = None
+        if cfg.symmetry_augmentation:
+            if not hasattr(env, "mirror"):
+                raise ConfigError(f"algorithm.symmetry_augmentation: {getattr(env, 'task', 'this task')} has no "
+                                  f"left-right mirror (an env method mirror())")
+            mirror = env.mirror()
+        return cls(cfg, policy, env.num_obs.get("critic", policy), env.num_actions, env.num_envs, env.device, world,
+                   mirror)
 
     def __init__(self, cfg: PPOCfg, num_obs: int, num_critic_obs: int, num_actions: int, num_envs: int,
-                 device: torch.device | str = "cpu", world: World = SINGLE):
+                 device: torch.device | str = "cpu", world: World = SINGLE,
+                 mirror: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None):
+        """`mirror`: (index, sign) of the left-right mirror image for "policy", "critic" (default: policy) and
+        "actions" (`symmetry_augmentation`)."""
         self.cfg, self.device, self.world = cfg, torch.device(device), world
+        if cfg.symmetry_augmentation and mirror is None:
+            raise ConfigError("algorithm.symmetry_augmentation: no mirror of the observations and actions given")
+        self.mirror = None if mirror is None else {"critic": mirror["policy"], **mirror}
         self.policy = ActorCritic(num_obs, num_critic_obs, num_actions, cfg.actor_hidden, cfg.critic_hidden,
                                   cfg.activation, cfg.init_noise_std).to(self.device)
         distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
@@ -84,9 +101,25 @@ class PPO:
     def normalize(self, obs: dict[str, torch.Tensor], update: bool) -> tuple[torch.Tensor, torch.Tensor]:
         policy_obs, critic_obs = obs["policy"], obs.get("critic", obs["policy"])
         if update and self.cfg.normalize_obs:
-            self.obs_normalizer.update(policy_obs)
-            self.critic_obs_normalizer.update(critic_obs)
+            if self.mirror:  # symmetric statistics: normalizing a mirror image = mirroring the normalized one
+                self.obs_normalizer.update(torch.cat([policy_obs, self._mirrored(policy_obs, "policy")]))
+                self.critic_obs_normalizer.update(torch.cat([critic_obs, self._mirrored(critic_obs, "critic")]))
+            else:
+                self.obs_normalizer.update(policy_obs)
+                self.critic_obs_normalizer.update(critic_obs)
         return self.obs_normalizer(policy_obs), self.critic_obs_normalizer(critic_obs)
+
+    def _mirrored(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        index, sign = self.mirror[what]
+        return x[:, index] * sign
+
+    def _augmented(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The mini-batch and its mirror images: the mirrored transition is taken to have the original's
+        advantage, return, value and old log-probability (exact for a symmetric policy and task)."""
+        out = {k: torch.cat([v, v]) for k, v in batch.items() if k not in ("mu", "sigma")}
+        for key, what in (("obs", "policy"), ("critic_obs", "critic"), ("actions", "actions")):
+            out[key] = torch.cat([batch[key], self._mirrored(batch[key], what)])
+        return out
 
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -94,9 +127,9 @@ class PPO:
         policy_obs, critic_obs = self.normalize(obs, update=True)
         dist = self.policy.distribution(policy_obs)
         actions = dist.sample()
+        # the critic's values wait for the whole rollout (compute_returns): one batch instead of one per step
         self._transition = dict(obs=policy_obs, critic_obs=critic_obs, actions=actions,
-                                values=self.policy.value(critic_obs), log_probs=dist.log_prob(actions).sum(-1),
-                                mu=dist.mean, sigma=dist.stddev)
+                                log_probs=dist.log_prob(actions).sum(-1), mu=dist.mean, sigma=dist.stddev)
         return actions
 
     @torch.no_grad()
@@ -122,8 +155,13 @@ class PPO:
 
     @torch.no_grad()
     def compute_returns(self, last_obs: dict[str, torch.Tensor]) -> None:
+        """The critic's value of every stored step, in one batch, then GAE. The stored critic observations were
+        normalized as they were taken and the critic does not change during a rollout, so this is the value each
+        step would have had."""
+        st = self.storage
+        st.values.copy_(self.policy.value(st.critic_obs.flatten(0, 1)).view_as(st.values))
         last_values = self.policy.value(self.normalize(last_obs, update=False)[1])
-        self.storage.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
+        st.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
 
     def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
         cfg, st = self.cfg, self.storage
@@ -132,13 +170,18 @@ class PPO:
         sums = {"value_loss": 0.0, "surrogate_loss": 0.0, "entropy": 0.0, "kl": 0.0}
         count = 0
         for batch in st.mini_batches(cfg.num_mini_batches, cfg.num_epochs, generator):
+            n = len(batch["obs"])  # the rollout's own transitions come first
+            old_mu, old_sigma = batch["mu"], batch["sigma"]
+            if self.mirror:
+                batch = self._augmented(batch)
             dist = self.policy.distribution(batch["obs"])
             log_probs = dist.log_prob(batch["actions"]).sum(-1)
             values = self.policy.value(batch["critic_obs"])
             entropy = dist.entropy().sum(-1).mean()
-            with torch.no_grad():  # KL(old || new) of the diagonal Gaussians
-                kl = (torch.log(dist.stddev / batch["sigma"]) + (batch["sigma"].square()
-                      + (batch["mu"] - dist.mean).square()) / (2 * dist.stddev.square()) - 0.5).sum(-1).mean()
+            with torch.no_grad():  # KL(old || new) of the diagonal Gaussians, on the rollout's transitions
+                mu, sigma = dist.mean[:n], dist.stddev[:n]
+                kl = (torch.log(sigma / old_sigma) + (old_sigma.square() + (old_mu - mu).square())
+                      / (2 * sigma.square()) - 0.5).sum(-1).mean()
             if self.world.active:  # the same KL, hence the same learning rate, on every rank
                 kl = distributed.all_reduce(kl.clone()) / self.world.size
             if cfg.schedule == "adaptive":

@@ -54,7 +54,6 @@ class OnPolicyRunner(Runner):
                     self._violations[k] = self._violations.get(k, zero) + v
                 if "num_diverged" in info:
                     diverged += info["num_diverged"]
-            alg.compute_returns(self.obs)
             ret, length, done = torch.stack(finished).transpose(0, 1).flatten(1)
             self.returns.extend(ret[done > 0].tolist())
             self.lengths.extend(length[done > 0].tolist())
@@ -64,6 +63,7 @@ class OnPolicyRunner(Runner):
                 "diverged_worlds": diverged}
 
     def update(self) -> dict:
+        self.alg.compute_returns(self.obs)  # with the update's threads: the critic runs over the whole rollout
         return self.alg.update(self.update_gen)
 
     def log_extra(self, writer) -> None:
