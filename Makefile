@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 DEMO    ?= runs/demo
 MINUTES ?= 20
 
-.PHONY: setup sysdeps test demo bench bench-train clean
+.PHONY: setup sysdeps test test-compat demo bench bench-train clean
 
 setup: $(STAMP) sysdeps
 
@@ -29,6 +29,24 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The oldest stack pyproject.toml's ranges allow, in an environment of its own: the lower bounds of mujoco and
+# gymnasium with gymnasium-robotics (its Fetch tasks run on mujoco 3.3.5 to 3.11), running tests/compat (which
+# `make test` does not collect). torch first, pinned to the CPU build, as in setup. tests/compat checks that these
+# pins are pyproject.toml's lower bounds.
+COMPAT       := .venv-compat
+COMPAT_STAMP := $(COMPAT)/.installed
+COMPAT_PINS  := mujoco==3.3.5 "gymnasium[mujoco]==1.2.0" gymnasium-robotics==1.4.2
+
+$(COMPAT_STAMP): pyproject.toml
+	test -x $(COMPAT)/bin/python || $(PY) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT)/bin/python -m pip install -q torch==2.13.0
+	$(COMPAT)/bin/python -m pip install -q -e ".[train]" $(COMPAT_PINS) "pytest>=8"
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT)/bin/python -m pytest -q tests/compat/test_compat.py
 
 # The main job on a fresh machine: train the quadruped for 20 minutes, evaluate, render, export and check the
 # deploy runtime. $(DEMO) is the demo's own scratch run directory and is replaced on every run.
@@ -61,4 +79,4 @@ bench-train: setup
 	$(BIN)/pgr bench train --minutes $(MINUTES) --seeds $(SEEDS) --anchor-python $(ANCHOR)/bin/python --out runs/bench_train
 
 clean:
-	rm -rf $(VENV) $(ANCHOR) build *.egg-info
+	rm -rf $(VENV) $(ANCHOR) $(COMPAT) build *.egg-info

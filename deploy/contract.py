@@ -1,6 +1,11 @@
 """The exported-policy contract: the metadata an ONNX policy carries (JSON-encoded values in `metadata_props`,
 mirrored in a sidecar YAML) and its validation. The runtime refuses a model whose contract it cannot satisfy and
-says which key and why."""
+says which key and why.
+
+Three keys are shared with other robot deploy stacks (mjlab-style exports, which ROS 2 controllers read):
+`joint_names`, `default_joint_pos` and `command_names` are written comma-separated, their spelling, and read either
+way (files exported before carry JSON lists). Keys that are not ours (e.g. the stacks' `joint_stiffness`, which the
+exporter writes beside ours) are ignored."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2  # 2 added `kind`; a version-1 model is a joint_position policy
+SCHEMA_VERSION = 3  # 2 added `kind` (a version-1 model is a joint_position policy); 3 writes CSV_KEYS comma-separated
 KINDS = ("joint_position", "vector")  # robot state -> joint targets (below) | named input vectors -> action (vector.py)
 
 # Observation terms the runtime can build from a robot's state (see `observation.py`).
@@ -18,6 +23,12 @@ TERM_DIMS = {"base_ang_vel": 3, "projected_gravity": 3, "command": 3}  # joint t
 KEYS = ("schema_version", "task", "robot", "joint_names", "default_joint_pos", "action_scale", "action_clip", "kp",
         "kd", "torque_limits", "joint_pos_limits", "control_dt", "observation_terms", "command_names",
         "command_ranges", "git_commit")
+
+
+# Every key of our contracts (joint_position: KEYS; vector: vector.py); `decode` ignores all others.
+OWN_KEYS = frozenset(KEYS) | {"kind", "action_names", "action_low", "action_high", "safe_action", "task_params"}
+# Ours, and read by other deploy stacks too: written in their comma-separated spelling (`encode`).
+CSV_KEYS = ("joint_names", "default_joint_pos", "command_names")
 
 
 class ContractError(ValueError):
@@ -203,7 +214,7 @@ def parse(meta: dict):
     """Validate decoded metadata; every key present and consistent (dims add up, joint lists of equal length).
     Returns a PolicySpec (kind joint_position) or a VectorSpec (kind vector, see vector.py)."""
     version = meta.get("schema_version")
-    if type(version) is not int or version not in (1, SCHEMA_VERSION):
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
         raise ContractError(f"schema_version: this runtime reads versions 1 to {SCHEMA_VERSION}, "
                             f"the model has {short(version)}")
     kind = meta.get("kind", "joint_position") if version == 1 else meta.get("kind")
@@ -241,9 +252,16 @@ def parse(meta: dict):
 
 
 def decode(props: dict[str, str]) -> dict:
-    """ONNX metadata_props (string -> JSON string) to a dict; names the key that is not valid JSON."""
+    """ONNX metadata_props (string -> string) to a dict of our keys (the others are ignored): JSON values, and for
+    CSV_KEYS also comma-separated ones. Names the key that is not valid JSON."""
     out = {}
     for key, text in props.items():
+        if key not in OWN_KEYS:
+            continue
+        if key in CSV_KEYS and not text.lstrip().startswith("["):
+            items = text.split(",") if text else []
+            out[key] = [_csv_number(v) for v in items] if key == "default_joint_pos" else items
+            continue
         try:
             out[key] = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -253,5 +271,25 @@ def decode(props: dict[str, str]) -> dict:
     return out
 
 
+def _csv_number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # `parse` names the key and index of what is not a number
+
+
 def encode(meta: dict) -> dict[str, str]:
-    return {k: json.dumps(v) for k, v in meta.items()}
+    """metadata_props of `meta`: JSON values; CSV_KEYS comma-separated (numbers at full precision) when their
+    elements allow it (names without commas, finite numbers)."""
+    out = {}
+    for key, value in meta.items():
+        if key in CSV_KEYS and isinstance(value, list) and value:
+            if key == "default_joint_pos" and all(is_number(v) for v in value):
+                out[key] = ",".join(repr(float(v)) for v in value)
+                continue
+            if key != "default_joint_pos" and all(isinstance(v, str) and v and "," not in v for v in value) \
+                    and not value[0].startswith("["):
+                out[key] = ",".join(value)
+                continue
+        out[key] = json.dumps(value)
+    return out

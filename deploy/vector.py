@@ -3,7 +3,7 @@ policy's `observation` and `desired_goal`) and gets an action vector back, bound
 locomotion policies (kind "joint_position") build their observation from a robot's state instead (controller.py).
 
 Metadata of a vector policy (JSON values in the ONNX `metadata_props`, mirrored in the sidecar YAML):
-    schema_version 2, kind "vector", task, robot, control_dt, git_commit,
+    schema_version 2 or 3, kind "vector", task, robot, control_dt, git_commit,
     observation_terms  [{name, dim}, ...]       the model's input `obs` is their concatenation, in this order
     action_names       one name per action element
     action_low / action_high                    bounds every action is clipped into

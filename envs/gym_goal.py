@@ -1,13 +1,14 @@
 """Any registered gymnasium `GoalEnv` (dict observations {"observation", "achieved_goal", "desired_goal"} and
 `compute_reward(achieved_goal, desired_goal, info)`) as a batched env with the project's contract, so DDPG+HER
-trains it: `pgr train gym:gymnasium_robotics:FetchPush-v4` (an id may name the module that registers it,
-`gym:module:Id-v0`; gymnasium imports it first).
+trains it: `pgr train gym:FetchPush-v4` (an id may name the module that registers it, `gym:module:Id-v0`;
+gymnasium imports it first; gymnasium-robotics, when installed, is imported for an id nothing has registered).
 
 The worlds are N separate gymnasium envs stepped in turn; episodes have the id's `max_episode_steps` and every
 world starts and ends its episodes together (HER stores whole episodes)."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,10 +50,14 @@ class GymGoalEnv:
             raise ConfigError(f"num_envs: must be >= 1, got {num_envs}")
         self.cfg, self.num_envs, self.device, self.seed = cfg, num_envs, torch.device(device), seed
         self.task = f"gym:{cfg.env_id}"
+        robotics = importlib.util.find_spec("gymnasium_robotics") is not None
+        if ":" not in cfg.env_id and cfg.env_id not in gym.registry and robotics:
+            import gymnasium_robotics  # noqa: F401  (registers FetchReach-v4, FetchPush-v4, ... on import)
         try:
             self.envs = [gym.make(cfg.env_id, **cfg.kwargs) for _ in range(num_envs)]
         except (gym.error.Error, ImportError) as exc:
-            raise ConfigError(f"task: gymnasium cannot make {cfg.env_id!r} ({exc})") from None
+            hint = "" if robotics else " (Fetch* and other gymnasium-robotics ids: pip install gymnasium-robotics)"
+            raise ConfigError(f"task: gymnasium cannot make {cfg.env_id!r} ({str(exc).rstrip('.')}){hint}") from None
         env = self.envs[0]
         space = env.observation_space
         if not isinstance(space, gym.spaces.Dict) or any(k not in space.spaces for k in KEYS):

@@ -2,7 +2,8 @@
 `inference_module()`: normalizers inside the graph) as ONNX with the deploy contract of docs/architecture.md in its
 metadata, checked before it is written:
 
-1. the contract validates through the deploy runtime (`pg_robotics.deploy.Policy.load`);
+1. the contract validates through the deploy runtime (`pg_robotics.deploy.Policy.load`), which ignores the keys
+   written for other deploy stacks (`deploy_stack_keys`);
 2. torch and onnxruntime agree on 1,000 random and 1,000 recorded inputs (max abs difference <= 1e-5);
 3. what the policy saw in simulation, replayed through the deploy runtime, gives the simulator's actions (max abs
    difference <= 1e-4): raw robot states through the observation builder with the joints in shuffled order
@@ -44,8 +45,27 @@ def contract(agent: runs.Agent, git_commit: str) -> dict:
             "git_commit": git_commit}
 
 
+def deploy_stack_keys(meta: dict) -> dict[str, str]:
+    """For a joint_position policy, the keys ROS 2 / robot deploy stacks read that ours do not already carry, in
+    their spelling (mjlab's export: comma-separated, in joint_names order; docs/architecture.md cites the readers).
+    `joint_names`, `default_joint_pos`, `action_scale` and `command_names` are ours and written in that spelling."""
+    if meta.get("kind") != "joint_position":
+        return {}
+    bad = [n for n in meta["joint_names"] if "," in n]
+    if bad:
+        raise ExportError(f"joint_names: {bad[0]!r} contains a comma, which the deploy stacks' comma-separated "
+                          f"joint_names cannot carry (rename the joint in the MJCF)")
+
+    def numbers(values) -> str:
+        return ",".join(repr(float(v)) for v in values)
+
+    return {"joint_stiffness": numbers(meta["kp"]), "joint_damping": numbers(meta["kd"]),
+            "observation_names": ",".join(t["name"] for t in meta["observation_terms"])}
+
+
 def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str) -> None:
-    """`model` (obs [B, num_obs] -> actions) as ONNX opset 17 at `path`, with `meta` as its metadata_props."""
+    """`model` (obs [B, num_obs] -> actions) as ONNX opset 17 at `path`, with `meta` as its metadata_props, and
+    beside it the keys other deploy stacks read (`deploy_stack_keys`)."""
     import onnx
 
     from pg_robotics.deploy.contract import encode
@@ -56,7 +76,7 @@ def write_onnx(model: nn.Module, num_obs: int, meta: dict, path: Path, doc: str)
                           dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}}, opset_version=17, dynamo=False)
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
-    for key, value in encode(meta).items():
+    for key, value in {**encode(meta), **deploy_stack_keys(meta)}.items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = doc
     onnx.checker.check_model(proto)

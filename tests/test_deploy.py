@@ -15,9 +15,10 @@ import pytest
 
 from pg_robotics.deploy import (ContractError, Controller, JointLimit, LimitsError, ObservationBuilder, Policy,
                                 RobotState, SafetyCfg, SafetyFilter, StateError, read_description)
-from pg_robotics.deploy.contract import decode, parse
+from pg_robotics.deploy.contract import OWN_KEYS, decode, parse
 from pg_robotics.deploy.observation import projected_gravity
 from pg_robotics.deploy.replay import load_record, replay
+from pg_robotics.deploy.vector import VECTOR_KEYS
 from pgr_cli import pgr
 from policies import rewrite_metadata, train_and_export
 
@@ -47,7 +48,7 @@ def test_export_checks_itself_and_writes_the_contract(exported):
     assert report["replay_action_max_abs_diff"] <= 1e-4 and report["replay_samples"] >= 1000
     proto = onnx.load(str(run / "policy.onnx"))
     meta = decode({p.key: p.value for p in proto.metadata_props})
-    assert meta["schema_version"] == 2 and meta["kind"] == "joint_position"
+    assert meta["schema_version"] == 3 and meta["kind"] == "joint_position"
     assert meta["task"] == "quadruped-flat" and meta["robot"] == "go1"
     assert len(meta["joint_names"]) == 12 and meta["control_dt"] == pytest.approx(0.02)
     assert [t["name"] for t in meta["observation_terms"]] == [
@@ -57,6 +58,36 @@ def test_export_checks_itself_and_writes_the_contract(exported):
 
     assert yaml.safe_load((run / "policy.yaml").read_text()) == meta
     assert [i.name for i in proto.graph.input] == ["obs"] and [o.name for o in proto.graph.output] == ["actions"]
+
+
+def test_export_carries_the_keys_deploy_stacks_read_in_their_spelling(exported, tmp_path):
+    """mjlab-style readers (the ROS 2 controllers of docs/architecture.md) split comma-separated values and read
+    action_scale as a number: each key holds our contract's values, in joint_names order. Our runtime ignores keys
+    it does not own and still reads a file exported before, whose lists are JSON."""
+    run, _ = exported
+    proto = onnx.load(str(run / "policy.onnx"))
+    props = {p.key: p.value for p in proto.metadata_props}
+    spec = Policy.load(run / "policy.onnx").spec
+
+    def csv(key: str) -> list[str]:
+        return props[key].split(",")
+
+    assert csv("joint_names") == list(spec.joint_names) and len(spec.joint_names) == 12
+    assert [float(v) for v in csv("default_joint_pos")] == list(spec.default_joint_pos)
+    assert [float(v) for v in csv("joint_stiffness")] == list(spec.kp)
+    assert [float(v) for v in csv("joint_damping")] == list(spec.kd)
+    assert float(props["action_scale"]) == spec.action_scale
+    assert csv("observation_names") == [t.name for t in spec.observation_terms]
+    assert csv("command_names") == list(spec.command_names)
+    # as exported before this spelling (every value JSON), with a key of another tool that is not JSON at all
+    legacy = {k: json.dumps(v) for k, v in decode(props).items()}
+    legacy.update(joint_stiffness=props["joint_stiffness"], run_path="some other tool's {not json")
+    del proto.metadata_props[:]
+    for key, value in legacy.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp_path / "legacy.onnx"))
+    assert legacy["joint_names"].startswith("[") and Policy.load(tmp_path / "legacy.onnx").spec == spec
+    assert set(VECTOR_KEYS) | {"kind", "task_params"} <= OWN_KEYS, "decode keeps every key of the vector contract"
 
 
 def test_export_of_a_missing_run_exits_2(tmp_path):
@@ -84,7 +115,7 @@ def test_states_recorded_in_sim_replay_to_the_same_actions(exported, tmp_path):
 # ---- the contract -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.pop("kp"), "kp: missing from the policy metadata"),
-    (lambda m: m.update(schema_version=99), "schema_version: this runtime reads versions 1 to 2"),
+    (lambda m: m.update(schema_version=99), "schema_version: this runtime reads versions 1 to 3"),
     (lambda m: m["default_joint_pos"].__setitem__(3, math.nan), "default_joint_pos: non-finite value at index 3"),
     (lambda m: m.update(kd=m["kd"][:11]), "kd: expected 12 values (one per joint in joint_names), got 11"),
     (lambda m: m["observation_terms"][4].update(dim=13), "observation_terms[4].dim: joint_vel has 12 elements"),

@@ -81,7 +81,7 @@ def test_replay_vector_compares_recorded_actions(tmp_path):
      "action_names: 3 actions named but the model's output 'actions' has 2 values"),
     (lambda m: m.update(task_params={"step": "far"}), "task_params.step: expected a finite number"),
     (lambda m: m.update(control_dt=0), "control_dt: 0 is outside [0.0001, 1]"),
-    (lambda m: m.update(schema_version=3), "schema_version: this runtime reads versions 1 to 2"),
+    (lambda m: m.update(schema_version=4), "schema_version: this runtime reads versions 1 to 3"),
 ])
 def test_bad_vector_metadata_names_the_key(tmp_path, change, message):
     meta = {k: (list(v) if isinstance(v, list) else v) for k, v in META.items()}

@@ -179,25 +179,73 @@ def test_killing_the_sim_node_does_not_crash_the_policy_node(ros, policy):
     assert text == "stale joint_states, imu: holding" and values["safety_stale"] > 0
 
 
-def test_sim2sim_reports_tracking_and_timing(policy, tmp_path):
-    result = pgr("sim2sim", "--policy", str(policy), "--duration", "3", "--settle", "0", "--log-dir",
-                 str(tmp_path), "--json", timeout=180)
-    assert result.returncode == 0, result.stderr
-    r = json.loads(result.stdout)
+def test_sim2sim_reports_tracking_and_timing_on_the_domain_it_prints(ros, policy, tmp_path, monkeypatch):
+    """`--domain-id N` (over ROS_DOMAIN_ID), printed at start; another process on that domain (here the harness,
+    standing in for the user's own ROS tools) hears the policy node's commands and both nodes' diagnostics."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str((ros.domain_id + 1) % 233))  # --domain-id wins over it
+    proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", "sim2sim", "--policy", str(policy),
+                             "--duration", "3", "--settle", "0", "--log-dir", str(tmp_path / "logs"), "--json",
+                             "--domain-id", str(ros.domain_id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+    def heard() -> bool:
+        return len(ros.commands) > 20 and {"policy_node", "mujoco_sim_node"} <= set(ros.diagnostics.latest)
+
+    try:
+        ros.wait_for("the nodes' commands and diagnostics, heard from outside sim2sim",
+                     lambda: heard() or proc.poll() is not None, timeout=120)
+        assert heard(), "sim2sim ended before anyone on its domain heard its nodes"
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:  # SIGINT: sim2sim stops its nodes on the way out
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert f"ROS domain {ros.domain_id} (--domain-id)" in err and f"ROS_DOMAIN_ID={ros.domain_id}" in err
+    r = json.loads(out)
+    assert r["ros_domain_id"] == ros.domain_id
     for key in ("distance_m", "lin_vel_error", "falls", "control_rate_hz", "period_jitter_p99_ms", "latency_p99_ms",
                 "missed_deadlines", "safety_interventions"):
         assert key in r, key
     assert abs(r["control_rate_hz"] - RATE) / RATE < 0.05  # scheduled on absolute time
     assert r["odom_samples"] > 3 * 100 and r["lin_vel_error"] >= 0 and r["falls"] >= 0
     assert 0 < r["latency_p99_ms"] < 1000 and r["sim_real_time_factor"] > 0.5
-    assert "configured" in (tmp_path / "policy_node.log").read_text()
+    assert "configured" in (tmp_path / "logs" / "policy_node.log").read_text()
 
 
-def test_sim2sim_and_ros_call_refuse_bad_input(tmp_path):
+def test_sim2sim_domain_is_the_flag_else_ros_domain_id_else_a_free_one(ros):
+    from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, domain_in_use, free_domain
+
+    assert choose_domain(None, {"ROS_DOMAIN_ID": " 42 "}) == (42, "ROS_DOMAIN_ID")
+    assert choose_domain(7, {"ROS_DOMAIN_ID": "42"}) == (7, "--domain-id")
+    domain, source = choose_domain(None, {"ROS_DOMAIN_ID": ""})
+    assert source == "a free one" and 1 <= domain <= 101
+    # the harness's participant holds its domain: a free pick passes it by
+    assert domain_in_use(ros.domain_id)
+    with pytest.raises(Sim2SimError, match="--domain-id: every ROS domain in .* is in use on this host"):
+        free_domain([ros.domain_id])
+    spare = next(d for d in range(ros.domain_id + 1, 233) if not domain_in_use(d))
+    assert all(free_domain([ros.domain_id, spare]) == spare for _ in range(5))
+
+
+def test_sim2sim_and_ros_call_refuse_bad_input(tmp_path, monkeypatch):
     result = pgr("sim2sim", "--policy", str(tmp_path / "none.onnx"))
     assert result.returncode == 2 and "--policy: no file" in result.stderr
     result = pgr("sim2sim", "--policy", str(tmp_path), "--rate-hz", "-5")
     assert result.returncode == 2 and "--rate-hz" in result.stderr
+    for bad in ("233", "-1", "abc"):
+        result = pgr("sim2sim", "--policy", str(tmp_path), "--domain-id", bad)
+        assert result.returncode == 2 and "argument --domain-id: expected a ROS 2 domain id, an integer in 0..232" \
+            in result.stderr, result.stderr
+    (tmp_path / "p.onnx").touch()
+    with monkeypatch.context() as env:
+        env.setenv("ROS_DOMAIN_ID", "999")
+        result = pgr("sim2sim", "--policy", str(tmp_path / "p.onnx"))
+    assert result.returncode == 2 and "ROS_DOMAIN_ID: '999' is not a ROS 2 domain id" in result.stderr
+    assert "pass --domain-id N" in result.stderr
     result = pgr("ros", "call", "activate", "--node", "no_such_node", "--timeout", "1")
     assert result.returncode == 1 and "timed out" in result.stderr
 

@@ -24,6 +24,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+MAX_DOMAIN_ID = 232  # ROS 2's DDS domain ids on Linux: the domain's UDP ports (7400 + 250 id + ...) stay below 65536
+
+
+def _domain_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_DOMAIN_ID:
+        raise argparse.ArgumentTypeError(f"expected a ROS 2 domain id, an integer in 0..{MAX_DOMAIN_ID}, got {text!r}")
+    return value
+
+
 def add_parsers(sub, bench) -> None:
     """Add this package's commands to `pgr`'s subcommands and to `pgr bench`'s."""
     faults = bench.add_parser("faults", add_help=False, help="fault injection over the real policy node on loopback "
@@ -40,6 +53,9 @@ def add_parsers(sub, bench) -> None:
     s2s.add_argument("--push-interval", type=float, default=0.0, help="push the robot every N seconds (0: never)")
     s2s.add_argument("--eval", type=Path, metavar="EVAL.json", help="`pgr eval --out` result to compare with")
     s2s.add_argument("--log-dir", type=Path, help="node logs (default: beside the policy, sim2sim_logs/)")
+    s2s.add_argument("--domain-id", type=_domain_id, metavar="N", help="ROS domain of the nodes (default: "
+                     "ROS_DOMAIN_ID when set, else a free one in 1..101); printed at start, so ROS 2 tools on this "
+                     "host can watch the topics with ROS_DOMAIN_ID=N")
     s2s.add_argument("--json", action="store_true")
     s2s.set_defaults(handler=sim2sim_command)
 
@@ -74,11 +90,18 @@ def sim2sim_command(args) -> None:
         raise ConfigError(f"--policy: no file {args.policy}")
     if args.eval is not None and not args.eval.is_file():
         raise ConfigError(f"--eval: no file {args.eval}")
-    from pg_robotics_ros.sim2sim import Sim2SimError, compare_with_eval, sim2sim
+    from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, compare_with_eval, sim2sim
 
     try:
+        domain, source = choose_domain(args.domain_id)
+    except Sim2SimError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"pgr sim2sim: ROS domain {domain} ({source}); watch it from this host with ROS_DOMAIN_ID={domain} "
+          f"(e.g. ROS_DOMAIN_ID={domain} ros2 topic echo /odom)", file=sys.stderr, flush=True)
+    try:
         result = sim2sim(args.policy, args.duration, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
-                         settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir)
+                         settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir,
+                         domain_id=domain)
         if args.eval:
             result.update(compare_with_eval(result, args.eval))
     except Sim2SimError as exc:

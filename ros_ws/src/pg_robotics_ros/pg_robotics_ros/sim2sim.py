@@ -1,9 +1,10 @@
 """`pgr sim2sim`: the exported policy walks the simulated robot with ROS 2 between them.
 
 The MuJoCo sim node and the policy node start as two separate processes, on a ROS domain of their own, limited
-to this host. This driver (a third process) talks to them only over ROS 2: it configures and activates the
-policy node through its lifecycle services, publishes `/cmd_vel`, reads ground truth from `/odom` and both
-nodes' figures from `/diagnostics`.
+to this host: `domain_id` (`pgr sim2sim --domain-id N`), else ROS_DOMAIN_ID when set, else a free one
+(`free_domain`). Anyone's ROS 2 tools on this host join it with that ROS_DOMAIN_ID. This driver (a third process)
+talks to the nodes only over ROS 2: it configures and activates the policy node through its lifecycle services,
+publishes `/cmd_vel`, reads ground truth from `/odom` and both nodes' figures from `/diagnostics`.
 
 Measured over `duration` seconds after the soft start and `settle_s`: distance walked (start to end, m), the
 planar velocity tracking error as `pgr eval` defines it (|v_xy - command_xy| in the base frame, mean), falls
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,12 +31,57 @@ from rclpy.executors import SingleThreadedExecutor
 
 from . import common
 from .call import CallError, call_service
+from .commands import MAX_DOMAIN_ID
 
 SOFT_START_S = 2.0
+FREE_DOMAINS = range(1, 102)  # ROS 2's advice: 0..101 keeps the ports out of Linux's ephemeral range; 0 is the default
 
 
 class Sim2SimError(RuntimeError):
     pass
+
+
+def domain_in_use(domain_id: int, participants: int = 5) -> bool:
+    """Whether a DDS participant on this host is on `domain_id`: one of the domain's RTPS discovery ports (multicast
+    7400 + 250 id, and unicast 7410 + 250 id + 2 k of its first participants k) is taken."""
+    base = 7400 + 250 * domain_id
+    for port in (base, *(base + 10 + 2 * k for k in range(participants))):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                return True
+    return False
+
+
+def free_domain(candidates=FREE_DOMAINS) -> int:
+    """A random domain of `candidates` that no participant on this host uses."""
+    order = list(candidates)
+    random.Random(os.getpid() ^ time.time_ns()).shuffle(order)
+    for domain_id in order:
+        if not domain_in_use(domain_id):
+            return domain_id
+    raise Sim2SimError(f"--domain-id: every ROS domain in {min(candidates)}..{max(candidates)} is in use on this "
+                       f"host; pass one")
+
+
+def choose_domain(domain_id: int | None, environ=os.environ) -> tuple[int, str]:
+    """The domain sim2sim runs on and where it came from: `domain_id`, else ROS_DOMAIN_ID when set, else a free one.
+    A value outside 0..MAX_DOMAIN_ID is a Sim2SimError naming where it came from."""
+    if domain_id is not None:
+        source, text = "--domain-id", str(domain_id)
+    elif environ.get("ROS_DOMAIN_ID", "").strip():
+        source, text = "ROS_DOMAIN_ID", environ["ROS_DOMAIN_ID"].strip()
+    else:
+        return free_domain(), "a free one"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_DOMAIN_ID:
+        raise Sim2SimError(f"{source}: {text!r} is not a ROS 2 domain id (an integer in 0..{MAX_DOMAIN_ID})"
+                           + ("; set another or pass --domain-id N" if source == "ROS_DOMAIN_ID" else ""))
+    return value, source
 
 
 def ros_env(domain_id: int) -> dict:
@@ -142,7 +189,7 @@ def sim2sim(policy: Path, duration: float = 20.0, rate_hz: float = 50.0, command
         raise Sim2SimError(f"--policy: no file {policy}")
     if duration <= 0 or rate_hz <= 0:
         raise Sim2SimError("--duration and --rate-hz: must be > 0")
-    domain_id = random.Random(os.getpid() ^ time.time_ns()).randint(1, 100) if domain_id is None else domain_id
+    domain_id, _ = choose_domain(domain_id)
     log_dir = Path(log_dir or policy.parent / "sim2sim_logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     # the sim publishes at its physics rate: at least the control rate, so every period sees a fresh state
