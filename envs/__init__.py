@@ -27,6 +27,12 @@ TASKS: dict[str, TaskSpec] = {
     spec.name: spec for spec in (
         TaskSpec("quadruped-flat", "Go1-class quadruped: velocity tracking on flat ground, CaT constraints",
                  "locomotion.env:QuadrupedFlatEnv", "locomotion.config:QuadrupedFlatCfg", "go1", "locomotion"),
+        TaskSpec("quadruped-rough", "Go1-class quadruped: velocity tracking on the terrain grid (slopes, stairs, "
+                 "rough ground, obstacles, waves), terrain curriculum, blind policy, height scan in the critic",
+                 "locomotion.env:QuadrupedRoughEnv", "locomotion.config:QuadrupedRoughCfg", "go1", "locomotion"),
+        TaskSpec("quadruped-rough-perceptive", "quadruped-rough with the height scan in the policy too",
+                 "locomotion.env:QuadrupedRoughEnv", "locomotion.config:QuadrupedRoughPerceptiveCfg", "go1",
+                 "locomotion"),
         TaskSpec("arm-reach", "Panda-class arm: move the gripper to a goal (sparse reward, Fetch-style control)",
                  "manipulation.env:ArmGoalEnv", "manipulation.config:ArmReachCfg", "panda", "goal"),
         TaskSpec("arm-push", "Panda-class arm: push a box to a goal on the table (sparse reward)",

@@ -22,3 +22,9 @@ def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
     half = 0.5 * yaw
     zero = torch.zeros_like(half)
     return torch.stack([torch.cos(half), zero, zero, torch.sin(half)], dim=1)
+
+
+def yaw(q: torch.Tensor) -> torch.Tensor:
+    """Heading (N,) of quaternions `q` (N, 4): the angle about world z of the body's x axis projected on the ground."""
+    w, x, y, z = q.unbind(-1)
+    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))

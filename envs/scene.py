@@ -216,7 +216,54 @@ def add_plane(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_
     return Ground(["floor"], OBJ.mjOBJ_GEOM, "floor")
 
 
-GROUNDS: dict[str, Callable[..., Ground]] = {"plane": add_plane}
+def add_terrain(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_FRICTION, terrain=None) -> Ground:
+    """A generated terrain (envs/terrains) in a static body ``terrain``, all geoms with contact priority (their
+    friction alone sets the contact's): a heightfield per tile (a box where the tile's heightfield part is level:
+    flat tiles, the floor under stairs), the tiles' boxes, and boxes for the flat border. One heightfield per tile,
+    not one for the grid, keeps each heightfield's bounding box small: a robot's geoms meet only the few tiles under
+    them. Contact sensors measure against the body, so every terrain geom counts as ground."""
+    if terrain is None:
+        raise ConfigError("task.ground.terrain: the terrain ground needs a terrain config")
+    cfg, res = terrain.cfg, terrain.cfg.resolution
+    material = add_visuals(spec, texrepeat=terrain.size[0] / 2)
+    body = spec.worldbody.add_body(name="terrain")
+    common = dict(contype=1, conaffinity=1, condim=3, priority=1, friction=list(friction), material=material)
+    names: list[str] = []
+
+    def box(name: str, centre, half) -> None:
+        names.append(name)
+        body.add_geom(name=name, type=GEOM.mjGEOM_BOX, pos=[float(v) for v in centre], size=[float(v) for v in half],
+                      **common)
+
+    per, b = int(round(cfg.tile_size / res)), int(round(cfg.border / res))
+    half_tile, floor = cfg.tile_size / 2, 0.5  # m of solid below a level surface
+    for level in range(cfg.levels):
+        for col in range(len(cfg.types)):
+            i, j = b + level * per, b + col * per
+            part = terrain.hfield[level, col]
+            cx, cy = (i + per / 2) * res, (j + per / 2) * res
+            low, high = float(part.min()), float(part.max())
+            name = f"terrain_tile{level}_{col}"
+            if high - low < 1e-9:
+                box(name, (cx, cy, low - floor), (half_tile, half_tile, floor))
+                continue
+            spec.add_hfield(name=name, size=[half_tile, half_tile, high - low, floor], nrow=per + 1, ncol=per + 1,
+                            userdata=((part - low) / (high - low)).T.flatten().tolist())  # rows along y
+            names.append(name)
+            body.add_geom(name=name, type=GEOM.mjGEOM_HFIELD, hfieldname=name, pos=[cx, cy, low], **common)
+    sx, sy = terrain.size
+    if cfg.border > 0:  # the flat border around the grid: four slabs with their top at 0
+        inner_x = cfg.levels * cfg.tile_size
+        box("terrain_border0", (cfg.border / 2, sy / 2, -floor), (cfg.border / 2, sy / 2, floor))
+        box("terrain_border1", (sx - cfg.border / 2, sy / 2, -floor), (cfg.border / 2, sy / 2, floor))
+        box("terrain_border2", (sx / 2, cfg.border / 2, -floor), (inner_x / 2, cfg.border / 2, floor))
+        box("terrain_border3", (sx / 2, sy - cfg.border / 2, -floor), (inner_x / 2, cfg.border / 2, floor))
+    for k, (centre, half) in enumerate(terrain.boxes):
+        box(f"terrain_box{k}", centre, half)
+    return Ground(names, OBJ.mjOBJ_BODY, "terrain")
+
+
+GROUNDS: dict[str, Callable[..., Ground]] = {"plane": add_plane, "terrain": add_terrain}
 
 
 # ---- actuators and sensors ---------------------------------------------------------------------------------------
@@ -258,6 +305,7 @@ class Scene:
     spec: mujoco.MjSpec
     robot: Robot
     ground: Ground | None = None
+    terrain: object = None  # envs.terrains.Terrain of a terrain ground
     foot_force: list[list[str]] = field(default_factory=list)  # per foot: contact sensors of its geoms
     foot_pos: list[str] = field(default_factory=list)
     foot_vel: list[str] = field(default_factory=list)
@@ -282,7 +330,7 @@ class Scene:
 
 
 def legged_scene(cfg: RobotCfg, ground: str = "plane", friction: tuple[float, float, float] = FLOOR_FRICTION,
-                 where: str = "task.robot") -> Scene:
+                 where: str = "task.robot", terrain=None) -> Scene:
     """Robot + ground + actuators + the sensors of a legged task (see the module docstring)."""
     robot = load_robot(cfg, where)
     if not cfg.feet:
@@ -300,8 +348,8 @@ def legged_scene(cfg: RobotCfg, ground: str = "plane", friction: tuple[float, fl
     _name_unnamed_geoms(robot)
     if ground not in GROUNDS:
         raise ConfigError(f"task.ground.type: unknown ground {ground!r} (known: {', '.join(GROUNDS)})")
-    floor = GROUNDS[ground](spec, friction)
-    scene = Scene(spec, robot, floor)
+    floor = GROUNDS[ground](spec, friction, terrain) if ground == "terrain" else GROUNDS[ground](spec, friction)
+    scene = Scene(spec, robot, floor, terrain)
     add_actuators(robot)
 
     # sensors: feet, watched bodies (terminating, undesired, constrained; each once), torques, foot frames, IMU

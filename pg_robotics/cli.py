@@ -100,6 +100,16 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     scene.add_argument("--out", required=True, help="the MJCF file to write")
     scene.set_defaults(handler=cmd_scene)
 
+    terrain = sub.add_parser("terrain", help="draw a task's terrain grid (height-coloured top view) into a PNG")
+    terrain.add_argument("--task", type=task_name, default="quadruped-rough")
+    terrain.add_argument("--config", help="a recipe YAML whose task: section overrides the task defaults")
+    terrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="e.g. task.ground.terrain.seed=3")
+    terrain.add_argument("--levels", type=positive_int, help="difficulty levels (rows)")
+    terrain.add_argument("--seed", type=int, help="the terrain's seed")
+    terrain.add_argument("--out", required=True, help="the PNG file to write")
+    terrain.set_defaults(handler=cmd_terrain)
+
     train = sub.add_parser("train", help="train a policy on a task (algorithms: " + ", ".join(algorithms.names())
                            + ")")
     add_train_arguments(train)
@@ -230,6 +240,25 @@ def cmd_scene(args) -> None:
     from pg_robotics.envs.scene import save
 
     print(save(args.task, task_overrides(args.config, args.set), args.out))
+
+
+def cmd_terrain(args) -> None:
+    from pg_robotics.envs import task_config
+    from pg_robotics.envs.config import deep_update
+    from pg_robotics.envs.terrains import draw, generate
+
+    extra = {k: v for k, v in (("levels", args.levels), ("seed", args.seed)) if v is not None}
+    overrides = deep_update(task_overrides(args.config, args.set) or {}, {"ground": {"terrain": extra}})
+    ground = task_config(args.task, overrides).ground
+    if ground.type != "terrain":
+        raise ConfigError(f"--task {args.task}: its ground is a {ground.type!r}, not a terrain "
+                          f"(set task.ground.type=terrain)")
+    terrain = generate(ground.terrain)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    draw(terrain, args.out)
+    cfg = terrain.cfg
+    print(f"{args.out}: {len(cfg.types)} types x {cfg.levels} levels of {cfg.tile_size:g} m tiles "
+          f"({terrain.size[0]:g} m x {terrain.size[1]:g} m, {len(terrain.boxes)} boxes), seed {cfg.seed}")
 
 
 def cmd_train(args) -> None:

@@ -307,7 +307,7 @@ def test_task_configs_saved_by_the_previous_version_still_load(task, saved):
     ({"randomization": {"slippery": {"func": "friction"}}}, "task.randomization.slippery.params: friction needs range"),
     ({"randomization": {"push": {"mode": "sometimes"}}}, "task.randomization.push: mode: expected one of startup"),
     ({"robot": {"actuator": "hydraulic"}}, "task.robot: actuator: expected one of position, motor"),
-    ({"ground": {"type": "moon"}}, "task.ground.type: unknown ground 'moon' (known: plane)"),
+    ({"ground": {"type": "moon"}}, "task.ground.type: unknown ground 'moon' (known: plane, terrain)"),
     ({"robot": "no_such_robot"}, "task.robot.preset: no robot preset 'no_such_robot' (shipped: go1, panda"),
     ({"robot": {"fet": []}}, "task.robot.fet: unknown key"),
     ({"rewards": {"torques": None}}, "task.rewards.torques: a term is turned off, not removed: set weight: 0"),

@@ -74,8 +74,9 @@ class IsaacGymBackend(MjcfNames):
 
     def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, device: str = "cuda:0",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None, model_path: str | Path | None = None) -> None:
-        # `opt` (MjOption fields) reaches the host model only: PhysX has solver settings of its own
+                 opt: dict | None = None, model_path: str | Path | None = None, model_copies: int = 0) -> None:
+        # `opt` (MjOption fields) reaches the host model only: PhysX has solver settings of its own; `model_copies`
+        # has no use (PhysX keeps per-actor properties)
         self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         asset_file = mjcf_file(model)  # Isaac Gym's importer reads a file: a composed scene is written out
         m = self.model
@@ -420,7 +421,7 @@ class IsaacGymBackend(MjcfNames):
             gym.set_actor_rigid_body_properties(env, actor, props, False)
 
     def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
-                     strength: np.ndarray | None = None) -> None:
+                     strength: np.ndarray | None = None, kd_strength: np.ndarray | None = None) -> None:
         """PD drives per actuator (nu,), scaled per world by `strength` (N,): stiffness s kp, damping s kd (plus
         the joint's passive damping), effort limit force_limit. Joints keep MuJoCo's limits and armature."""
         m, gym = self.model, self._gym
@@ -433,11 +434,12 @@ class IsaacGymBackend(MjcfNames):
         base["armature"][d], base["friction"][d] = m.dof_armature[v], m.dof_frictionloss[v]
         base["velocity"][d] = 10.0 * self.max_qvel  # MuJoCo has no joint speed limit: keep PhysX's above the test
         base["driveMode"][self._adof] = int(gymapi.DOF_MODE_POS)
-        for env, actor, s in zip(self._envs, self._actors, scales):
+        kd_scales = scales if kd_strength is None else np.asarray(kd_strength, dtype=float)
+        for env, actor, s, sd in zip(self._envs, self._actors, scales, kd_scales):
             props = base.copy()
             props["damping"][d] = m.dof_damping[v]
             props["stiffness"][self._adof] = s * kp
-            props["damping"][self._adof] += s * kd
+            props["damping"][self._adof] += sd * kd
             props["effort"][self._adof] = force_limit
             gym.set_actor_dof_properties(env, actor, props)
 

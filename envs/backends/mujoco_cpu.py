@@ -9,7 +9,9 @@ State lives in one float64 array of shape (N, nstate) (MuJoCo's mjSTATE_FULLPHYS
 data: zero copies, and writing to a view (a push, a reset) writes the state the next step starts from.
 
 Per-world randomization of model parameters (friction, masses, actuator gains) gives each world its own MjModel
-copy, made on first use; until then all worlds share one model.
+copy, made on first use; until then all worlds share one model. With `model_copies` K, there are only K copies:
+world i uses copy i % K, and takes the values of world i % K (a model holding a terrain is megabytes: thousands of
+copies would not fit in memory).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .base import MjcfNames, load_model
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CTRL_SPEC = int(mujoco.mjtState.mjSTATE_CTRL)
+XFRC_SPEC = int(mujoco.mjtState.mjSTATE_XFRC_APPLIED)
 
 
 def set_pd_gains(model: mujoco.MjModel, kp, kd, force_limit) -> None:
@@ -48,8 +51,9 @@ class MujocoBackend(MjcfNames):
 
     def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, nthread: int = 0,
                  timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None, model_path: str | Path | None = None):
+                 opt: dict | None = None, model_path: str | Path | None = None, model_copies: int = 0):
         self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
+        self.model_copies = min(model_copies or num_envs, num_envs)
         self.num_envs = num_envs
         self.decimation = decimation
         self.nthread = nthread or os.cpu_count() or 1
@@ -81,18 +85,30 @@ class MujocoBackend(MjcfNames):
         self.diverged = torch.zeros(num_envs, dtype=torch.bool)
         self.num_diverged = 0
         self._last_input: tuple[np.ndarray, np.ndarray] | None = None
+        self._xfrc: np.ndarray | None = None  # (N, 1, nbody * 6) held by `apply_body_forces`
 
     # ---- stepping ----------------------------------------------------------------------------------------
-    def step(self, ctrl: torch.Tensor | np.ndarray) -> None:
-        """Hold `ctrl` (N, nu) for `decimation` substeps in every world. Diverged worlds are flagged in
-        `self.diverged` (and counted); their state is left for the caller to reset."""
+    def step(self, ctrl: torch.Tensor | np.ndarray, delay: np.ndarray | None = None) -> None:
+        """Hold `ctrl` (N, nu) for `decimation` substeps in every world; with `delay` (N,) physics steps per world,
+        the previous step's ctrl stays on for that world's first `delay` substeps (actuator latency). Diverged
+        worlds are flagged in `self.diverged` (and counted); their state is left for the caller to reset."""
         ctrl = ctrl.detach().cpu().numpy() if isinstance(ctrl, torch.Tensor) else np.asarray(ctrl)
-        self._ctrl[:] = ctrl[:, None, :]
+        if delay is None:
+            self._ctrl[:] = ctrl[:, None, :]
+        else:
+            previous = self._ctrl[:, -1].copy()
+            late = np.arange(self.decimation)[None, :] < np.asarray(delay)[:, None]  # (N, decimation)
+            self._ctrl[:] = np.where(late[:, :, None], previous[:, None, :], ctrl[:, None, :])
         t_expected = self._state[:, 0] + self.decimation * self.physics_dt
         if self._last_input is not None:
             np.copyto(self._last_input[0], self._state)
             np.copyto(self._last_input[1], self._ctrl)
-        self._rollout(self._state, self._ctrl, self._traj, self._sens)
+        if self._xfrc is None:
+            self._rollout(self._state, self._ctrl, self._traj, self._sens)
+        else:  # control vectors [ctrl | xfrc_applied], MuJoCo's order of the mjSTATE_USER parts
+            xfrc = np.broadcast_to(self._xfrc, (self.num_envs, self.decimation, self._xfrc.shape[2]))
+            self._rollout(self._state, np.concatenate([self._ctrl, xfrc], axis=2), self._traj, self._sens,
+                          CTRL_SPEC | XFRC_SPEC)
         np.copyto(self._state, self._traj[:, -1])
         # MuJoCo resets a world itself on a bad acceleration (time jumps back): that counts as divergence too.
         nq, nv = self.model.nq, self.model.nv
@@ -107,9 +123,10 @@ class MujocoBackend(MjcfNames):
             self._state[bad] = np.nan_to_num(self._state[bad], nan=0.0, posinf=0.0, neginf=0.0)
             self._sens[bad] = 0.0
 
-    def _rollout(self, state: np.ndarray, ctrl: np.ndarray, traj: np.ndarray, sens: np.ndarray) -> None:
+    def _rollout(self, state: np.ndarray, ctrl: np.ndarray, traj: np.ndarray, sens: np.ndarray,
+                 control_spec: int = CTRL_SPEC) -> None:
         """`decimation` substeps of every world from `state` under `ctrl`, into `traj` and `sens`, in C."""
-        self._pool.rollout(self.models, self._datas, state, ctrl, control_spec=CTRL_SPEC, skip_checks=True,
+        self._pool.rollout(self.models, self._datas, state, ctrl, control_spec=control_spec, skip_checks=True,
                            nstep=self.decimation, initial_warmstart=self._warmstart, state=traj, sensordata=sens,
                            chunk_size=None)
 
@@ -124,6 +141,18 @@ class MujocoBackend(MjcfNames):
 
     def set_qvel(self, qvel: torch.Tensor) -> None:
         self.qvel.copy_(qvel)
+
+    def apply_body_forces(self, xfrc: np.ndarray | None) -> None:
+        """External forces held on the bodies through every later step until the next call: (N, nbody, 6), MuJoCo's
+        `xfrc_applied` (force, then torque, in the world frame at each body's centre of mass); None: none (the
+        default). The live viewer passes its mouse perturbation through this."""
+        if xfrc is None:
+            self._xfrc = None
+            return
+        xfrc = np.asarray(xfrc, dtype=float)
+        if xfrc.shape != (self.num_envs, self.model.nbody, 6):
+            raise ValueError(f"xfrc: expected shape ({self.num_envs}, {self.model.nbody}, 6), got {xfrc.shape}")
+        self._xfrc = xfrc.reshape(self.num_envs, 1, -1).copy()
 
     def keep_inputs(self, on: bool = True) -> None:
         """Keep a copy of the (state, ctrl) each step starts from, for `replay_last_step`."""
@@ -141,40 +170,58 @@ class MujocoBackend(MjcfNames):
         return time.perf_counter() - start
 
     # ---- per-world model parameters ------------------------------------------------------------------------
-    def _own_models(self) -> None:
+    def _own_models(self) -> list[mujoco.MjModel]:
+        """The distinct models (one per world, or `model_copies`), made on first use; world i's is copies[i % K]."""
         if not self._per_world:
-            self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
+            self._copies = [copy.copy(self.model) for _ in range(self.model_copies)]
+            self.models = [self._copies[i % self.model_copies] for i in range(self.num_envs)]
             self._per_world = True
+        return self._copies
 
     def set_geom_friction(self, geom: str, values: np.ndarray) -> None:
         """Sliding friction of `geom`, one value per world."""
-        self._own_models()
         gid = self.model.geom(geom).id
-        for model, v in zip(self.models, np.asarray(values, dtype=float)):
+        for model, v in zip(self._own_models(), np.asarray(values, dtype=float)):
             model.geom_friction[gid, 0] = v
 
     def set_body_mass(self, body: str, values: np.ndarray) -> None:
         """Mass of `body`, one value per world (inertia scaled with it; the constants MuJoCo derives from masses,
         such as the inverse weights that scale contact softness, recomputed)."""
-        self._own_models()
         bid = self.model.body(body).id
         mass0, inertia0 = float(self.model.body_mass[bid]), self.model.body_inertia[bid].copy()
         data = mujoco.MjData(self.model)
-        for model, v in zip(self.models, np.asarray(values, dtype=float)):
+        for model, v in zip(self._own_models(), np.asarray(values, dtype=float)):
             model.body_mass[bid] = v
             model.body_inertia[bid] = inertia0 * (v / mass0)
             mujoco.mj_setConst(model, data)
 
     def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
-                     strength: np.ndarray | None = None) -> None:
-        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given:
-        tau = strength * (kp (target - q) - kd qdot), clipped to +-force_limit."""
+                     strength: np.ndarray | None = None, kd_strength: np.ndarray | None = None) -> None:
+        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given (and the
+        damping by `kd_strength` when given): tau = strength (kp (target - q)) - kd_strength kd qdot, clipped to
+        +-force_limit."""
         kp, kd, force_limit = (np.asarray(x, dtype=float) for x in (kp, kd, force_limit))
-        if strength is not None:
-            self._own_models()
+        models = self._own_models() if strength is not None or self._per_world else [self.model]
         scales = np.ones(self.num_envs) if strength is None else np.asarray(strength, dtype=float)
-        for model, s in zip(self.models if self._per_world else [self.model], scales):
-            set_pd_gains(model, s * kp, s * kd, force_limit)
+        kd_scales = scales if kd_strength is None else np.asarray(kd_strength, dtype=float)
+        for model, s, sd in zip(models, scales, kd_scales):
+            set_pd_gains(model, s * kp, sd * kd, force_limit)
+
+    def set_body_com(self, body: str, offsets: np.ndarray) -> None:
+        """Shift the centre of mass of `body` by `offsets` (N, 3) (body frame, m), one per world."""
+        bid = self.model.body(body).id
+        ipos0 = self.model.body_ipos[bid].copy()
+        data = mujoco.MjData(self.model)
+        for model, off in zip(self._own_models(), np.asarray(offsets, dtype=float)):
+            model.body_ipos[bid] = ipos0 + off
+            mujoco.mj_setConst(model, data)
+
+    def set_dof_armature(self, dofs: list[int], values: np.ndarray) -> None:
+        """Armature (kg m^2) of degrees of freedom `dofs`, values (N, len(dofs)), one row per world."""
+        data = mujoco.MjData(self.model)
+        for model, row in zip(self._own_models(), np.asarray(values, dtype=float)):
+            model.dof_armature[dofs] = row
+            mujoco.mj_setConst(model, data)
 
     def world_model(self, i: int) -> mujoco.MjModel:
         return self.models[i]

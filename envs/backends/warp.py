@@ -47,7 +47,8 @@ class WarpBackend(MjcfNames):
 
     def __init__(self, model: str | Path | mujoco.MjSpec, num_envs: int, decimation: int, device: str = "cuda",
                  nthread: int = 0, timestep: float | None = None, max_qvel: float = 1000.0,
-                 opt: dict | None = None, model_path: str | Path | None = None):
+                 opt: dict | None = None, model_path: str | Path | None = None, model_copies: int = 0):
+        # `model_copies` has no use here: per-world parameters are batched arrays of one model, the terrain is shared
         self.model_path, self.model = load_model(model, num_envs, decimation, timestep, opt, model_path)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # Warp needs the GPU's number
@@ -210,16 +211,17 @@ class WarpBackend(MjcfNames):
             mjw.set_const(self.mw, self.dw)
 
     def set_pd_gains(self, kp: np.ndarray, kd: np.ndarray, force_limit: np.ndarray,
-                     strength: np.ndarray | None = None) -> None:
-        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given:
-        tau = strength * (kp (target - q) - kd qdot), clipped to +-force_limit."""
+                     strength: np.ndarray | None = None, kd_strength: np.ndarray | None = None) -> None:
+        """PD gains and torque limits per actuator (nu,), scaled per world by `strength` (N,) if given (the damping
+        by `kd_strength` when given): tau = strength kp (target - q) - kd_strength kd qdot, clipped."""
         kp, kd, limit = self._values(kp), self._values(kd), self._values(force_limit)
         s = self._values(np.ones(self.num_envs) if strength is None else strength)[:, None]
+        sd = s if kd_strength is None else self._values(kd_strength)[:, None]
         gain, bias, frange = self._field("actuator_gainprm"), self._field("actuator_biasprm"), \
             self._field("actuator_forcerange")
         gain[:, :, 0] = s * kp
         bias[:, :, 1] = -s * kp
-        bias[:, :, 2] = -s * kd
+        bias[:, :, 2] = -sd * kd
         frange[:, :, 0], frange[:, :, 1] = -limit, limit
         wp.to_torch(self.mw.actuator_forcelimited)[:] = True
         self.model.actuator_forcelimited[:] = 1

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..robots import RobotCfg, load
+from ..terrains import TerrainCfg
 
 
 def params_field():
@@ -63,8 +64,9 @@ def go1() -> RobotCfg:
 
 @dataclass
 class GroundCfg:
-    type: str = "plane"  # envs/scene.py GROUNDS; terrains plug in here
+    type: str = "plane"  # envs/scene.py GROUNDS: "plane" or "terrain" (the grid `terrain` describes)
     friction: tuple[float, float, float] = (1.0, 0.005, 0.0001)  # sliding, torsional, rolling
+    terrain: TerrainCfg = field(default_factory=TerrainCfg)  # envs/terrains: used when type is "terrain"
 
 
 @dataclass
@@ -75,6 +77,9 @@ class SimCfg:
     nthread: int = 0  # 0: one per CPU core
     max_qvel: float = 1000.0  # a world whose |qvel| exceeds this is diverged and reset
     solver_iterations: int = 0  # the constraint solver's iteration cap; 0: the MJCF's own
+    # per-world randomization of model parameters: at most this many distinct models, world i using model
+    # i % model_copies (0: one per world). A terrain lives in the model: 64 copies of it instead of thousands.
+    model_copies: int = 0
 
     def __post_init__(self):
         if self.solver_iterations < 0:
@@ -85,6 +90,8 @@ class SimCfg:
             raise ValueError(f"decimation: must be >= 1, got {self.decimation}")
         if self.nthread < 0:
             raise ValueError(f"nthread: must be >= 0, got {self.nthread}")
+        if self.model_copies < 0:
+            raise ValueError(f"model_copies: must be >= 0, got {self.model_copies}")
 
 
 @dataclass
@@ -275,6 +282,14 @@ class RandomizationCfg(_Terms):
         "base_yaw": EventCfg("reset", params={"range": [-3.14159, 3.14159]}),
         "base_velocity": EventCfg("reset", params={"max": 0.5}),  # m/s, rad/s, each of the 6
         "push": EventCfg("interval", interval_s=15.0, params={"max_vel": 1.0}),  # m/s added to the planar velocity
+        # sim-to-real: off here (enabled: true, or the rough recipe, turns them on)
+        "pd_gains": EventCfg("startup", enabled=False, params={"kp_range": [0.8, 1.2], "kd_range": [0.8, 1.2]}),
+        "actuator_latency": EventCfg("startup", enabled=False, params={"max_steps": 2}),  # physics steps
+        "base_com": EventCfg("startup", enabled=False, params={"range": [-0.03, 0.03]}),  # m per axis
+        "link_masses": EventCfg("startup", enabled=False, params={"range": [0.9, 1.1]}),
+        "armature": EventCfg("startup", enabled=False, params={"range": [0.8, 1.2]}),
+        "joint_pos_bias": EventCfg("reset", enabled=False, params={"range": [-0.02, 0.02]}),  # rad
+        "imu_bias": EventCfg("reset", enabled=False, params={"gyro": 0.05, "gravity": 0.02}),
     })
 
 
@@ -359,3 +374,53 @@ class QuadrupedFlatCfg:
     terminations: TerminationsCfg = field(default_factory=TerminationsCfg)
     randomization: RandomizationCfg = field(default_factory=RandomizationCfg)
     curriculum: CurriculumCfg = field(default_factory=CurriculumCfg)
+
+
+# ---- rough terrain -------------------------------------------------------------------------------------------------
+def _rough_ground() -> GroundCfg:
+    return GroundCfg(type="terrain")
+
+
+def _rough_sim() -> SimCfg:
+    return SimCfg(model_copies=64)
+
+
+def _rough_observations(policy_scan: bool = False) -> ObservationsCfg:
+    obs = ObservationsCfg()
+    obs.terms["height_scan"] = ObsTermCfg(noise=0.02, clip=1.0, params={"offset": 0.3})  # m; Go1 stands at ~0.3 m
+    obs.critic = [*obs.critic, "height_scan"]
+    if policy_scan:
+        obs.policy = [*obs.policy, "height_scan"]
+    return obs
+
+
+def _rough_randomization() -> RandomizationCfg:
+    """The flat task's events with the sim-to-real ones on (a policy that must survive a robot it never saw)."""
+    events = RandomizationCfg()
+    for name in ("pd_gains", "actuator_latency", "base_com", "link_masses", "armature", "joint_pos_bias", "imu_bias"):
+        events.terms[name].enabled = True
+    events.terms["actuator_latency"].params = {"max_steps": 1}
+    return events
+
+
+def _rough_curriculum() -> CurriculumCfg:
+    return CurriculumCfg(terms={"terrain_levels": CurriculumTermCfg()})
+
+
+@dataclass
+class QuadrupedRoughCfg(QuadrupedFlatCfg):
+    """`quadruped-flat` on the terrain grid (envs/terrains): blind policy, the height scan in the critic only,
+    the terrain-level curriculum on."""
+
+    ground: GroundCfg = field(default_factory=_rough_ground)
+    sim: SimCfg = field(default_factory=_rough_sim)
+    observations: ObservationsCfg = field(default_factory=_rough_observations)
+    randomization: RandomizationCfg = field(default_factory=_rough_randomization)
+    curriculum: CurriculumCfg = field(default_factory=_rough_curriculum)
+
+
+@dataclass
+class QuadrupedRoughPerceptiveCfg(QuadrupedRoughCfg):
+    """`quadruped-rough` with the height scan in the policy too (a robot with an elevation map)."""
+
+    observations: ObservationsCfg = field(default_factory=lambda: _rough_observations(policy_scan=True))

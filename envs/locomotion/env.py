@@ -21,6 +21,8 @@ from ..backends import make_backend
 from ..cat import ConstraintsAsTerminations
 from ..config import ConfigError
 from ..scene import Scene, legged_scene
+from .. import terrains
+from ..terrains import generate
 from . import commands as command_terms
 from . import symmetry
 from .config import QuadrupedFlatCfg, functions
@@ -71,13 +73,14 @@ class LeggedEnv:
         self.scene = self.build_scene(cfg)
         self.sim = make_backend(backend, self.scene.spec, num_envs, cfg.sim.decimation, device=device,
                                 model_path=self.scene.path, nthread=cfg.sim.nthread, timestep=cfg.sim.dt,
-                                max_qvel=cfg.sim.max_qvel,
+                                max_qvel=cfg.sim.max_qvel, model_copies=cfg.sim.model_copies,
                                 opt={"iterations": cfg.sim.solver_iterations} if cfg.sim.solver_iterations else None)
         # after the backend, which checks that `device` can run here, before anything uses the device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.dt = cfg.sim.dt * cfg.sim.decimation
         self.max_episode_length = int(round(cfg.sim.episode_length_s / self.dt))
         self._setup_robot()
+        self._setup_terrain()
         self._setup_terms()
         self._allocate_buffers()
         for event in self._events["startup"]:
@@ -87,7 +90,8 @@ class LeggedEnv:
     @staticmethod
     def build_scene(cfg: QuadrupedFlatCfg) -> Scene:
         """The task's scene: the robot preset on the configured ground, with a legged task's actuators and sensors."""
-        return legged_scene(cfg.robot, cfg.ground.type, cfg.ground.friction)
+        terrain = generate(cfg.ground.terrain) if cfg.ground.type == "terrain" else None
+        return legged_scene(cfg.robot, cfg.ground.type, cfg.ground.friction, terrain=terrain)
 
     # ---- set-up ------------------------------------------------------------------------------------------------
     def _setup_robot(self) -> None:
@@ -112,6 +116,13 @@ class LeggedEnv:
         if r.actuator == "position":
             sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy())
         self.strength = torch.ones(self.num_envs, 1, **f)  # motor actuators: per-world torque scale
+        # position servos: per-world factors on kp and kd (randomization events multiply them)
+        self.kp_scale, self.kd_scale = torch.ones(self.num_envs, **f), torch.ones(self.num_envs, **f)
+        # sim-to-real randomization the observations and servo see (events set them; zero = none)
+        self.joint_pos_bias = torch.zeros(self.num_envs, self.num_actions, **f)  # encoder offsets (rad)
+        self.gyro_bias = torch.zeros(self.num_envs, 3, **f)  # rad/s
+        self.gravity_bias = torch.zeros(self.num_envs, 3, **f)  # added to the projected gravity
+        self.latency: np.ndarray | None = None  # physics steps between the policy's output and the actuators
         # index tensors on the backend's device: a CPU index into GPU state would be copied over every step
         self.joint_qpos_index = torch.tensor(sim.joint_qpos_index(self.joint_names), device=sim.device)
         self.joint_dof_index = torch.tensor(sim.joint_dof_index(self.joint_names), device=sim.device)
@@ -142,6 +153,25 @@ class LeggedEnv:
                                 for role in ("undesired", "constrained", "termination")}
         self._torques = group([[n] for n in s.torque], dim=1)
         self._sensor_cols = torch.tensor(cols, dtype=torch.long, device=sim.device)
+
+    def _setup_terrain(self) -> None:
+        """On a generated terrain: its height map on the env's device, each world's tile (level, type) and origin."""
+        self.terrain = self.scene.terrain
+        self._ground_height = None
+        if self.terrain is None:
+            return
+        t, f = self.terrain, dict(dtype=torch.float32, device=self.device)
+        self.height_map = torch.tensor(t.heights, **f)
+        self.tile_origins = torch.tensor(t.origins, **f)  # (levels, types, 3)
+        self.terrain_types = torch.arange(self.num_envs, device=self.device) % len(t.cfg.types)
+        self.terrain_levels = torch.randint(0, min(t.cfg.max_init_level, t.cfg.levels - 1) + 1, (self.num_envs,),
+                                            generator=self.gen,
+                                            device=self.device)
+        self.env_origins = self.tile_origins[self.terrain_levels, self.terrain_types]
+        res = t.cfg.resolution
+        self._ground_height = lambda xy: terrains.bilinear(self.height_map, xy[..., 0] / res, xy[..., 1] / res)
+        # an episode ends (a time-out, not a failure) within this margin (m) of the map's edge
+        self._bounds = torch.tensor([1.0, 1.0, t.size[0] - 1.0, t.size[1] - 1.0], **f)
 
     def _setup_terms(self) -> None:
         cfg = self.cfg
@@ -226,9 +256,19 @@ class LeggedEnv:
     def set_motor_strength(self, strength: torch.Tensor) -> None:
         """One factor per world on every actuator: kp and kd of position servos, the torque of motors."""
         if self.cfg.robot.actuator == "position":
-            self.sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy(), strength=strength.cpu().numpy())
+            self.scale_gains(strength, strength)
         else:
             self.strength = strength.to(self.device, torch.float32).reshape(-1, 1)
+
+    def scale_gains(self, kp_factor: torch.Tensor, kd_factor: torch.Tensor) -> None:
+        """Multiply each world's servo gains kp and kd by factors (N,), on top of earlier scalings."""
+        if self.cfg.robot.actuator != "position":
+            raise ConfigError("task.randomization: PD gains belong to position servos; this robot's actuators are "
+                              "torque motors (task.robot.actuator)")
+        self.kp_scale = self.kp_scale * kp_factor.to(self.kp_scale)
+        self.kd_scale = self.kd_scale * kd_factor.to(self.kd_scale)
+        self.sim.set_pd_gains(self.kp, self.kd, self.torque_limits.cpu().numpy(), strength=self.kp_scale.cpu().numpy(),
+                              kd_strength=self.kd_scale.cpu().numpy())
 
     # ---- state ---------------------------------------------------------------------------------------------
     def _group(self, values: torch.Tensor, reader: tuple[slice, torch.Tensor | None, int], dim: int = 3
@@ -263,7 +303,8 @@ class LeggedEnv:
             termination_contact_forces=self._group(sens, self._contact_groups["termination"]),
             feet_air_time=torch.zeros_like(self.feet_air_time), first_contact=torch.zeros_like(self.last_contact),
             default_joint_pos=self.default_joint_pos, joint_pos_limits=self.joint_pos_limits,
-            torque_limits=self.torque_limits, velocity_limits=self.velocity_limits)
+            torque_limits=self.torque_limits, velocity_limits=self.velocity_limits, ground_height=self._ground_height,
+            joint_pos_bias=self.joint_pos_bias, gyro_bias=self.gyro_bias, gravity_bias=self.gravity_bias)
 
     def observations(self) -> dict[str, torch.Tensor]:
         out = {}
@@ -300,6 +341,10 @@ class LeggedEnv:
         qpos[:, a + 3:a + 7] = torch.tensor([1.0, 0.0, 0.0, 0.0], **f)
         qpos[:, self.joint_qpos_index] = torch.clamp(self.default_joint_pos, self.joint_pos_limits[:, 0],
                                                      self.joint_pos_limits[:, 1]).to(qpos)
+        if self.terrain is not None:  # at the world's tile, on its surface
+            spread = self.terrain.cfg.spawn_offset
+            qpos[:, a:a + 3] += self.env_origins[ids].to(qpos)
+            qpos[:, a:a + 2] += self.uniform(-spread, spread, n, 2).to(qpos)
         for event in self._events["reset"]:
             event(self, ids, qpos, qvel)
         sim.reset(ids.to(sim.device), qpos, qvel)
@@ -334,6 +379,9 @@ class LeggedEnv:
         for term in self._terminations:
             terminated |= term(s)
         time_outs = self.episode_length >= self.max_episode_length
+        if self.terrain is not None:  # near the terrain's edge: the episode ends there, as a time-out
+            xy, b = s.base_pos[:, :2], self._bounds
+            time_outs |= ((xy < b[:2]) | (xy > b[2:])).any(dim=1)
         reward = torch.zeros(self.num_envs, device=self.device)
         for name, weight in self.reward_weights.items():
             term = self._rewards[name](s) * weight
@@ -352,6 +400,8 @@ class LeggedEnv:
         if len(done_ids):
             info["episode"] = {k: v[done_ids].mean() for k, v in self.episode_sums.items()}
             info["episode"]["length"] = self.episode_length[done_ids].float().mean() * self.dt
+            if self.terrain is not None:
+                info["episode"]["terrain_level"] = self.terrain_levels.float().mean()
             for curriculum in self._curricula:
                 curriculum(self, done_ids)
             for v in self.episode_sums.values():
@@ -374,10 +424,11 @@ class LeggedEnv:
         r = self.cfg.robot
         self.last_actions = self.actions
         self.actions = torch.nan_to_num(actions.to(self.device, torch.float32)).clamp(-r.action_clip, r.action_clip)
-        if r.actuator == "position":
-            self.sim.step(self.default_joint_pos + self.actions * r.action_scale)
+        delay = {} if self.latency is None else {"delay": self.latency}
+        if r.actuator == "position":  # the servo acts on the encoders' (biased) angles: it holds target - bias
+            self.sim.step(self.default_joint_pos + self.actions * r.action_scale - self.joint_pos_bias, **delay)
         else:
-            self.sim.step(self.actions * r.action_scale * self.strength)
+            self.sim.step(self.actions * r.action_scale * self.strength, **delay)
 
     def _feet_air_time(self, s: LocoState) -> None:
         """Air time per foot, paid at touchdown (contact filtered over two steps, as legged_gym does)."""
@@ -438,7 +489,8 @@ class LeggedEnv:
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     _STATE = ("actions", "last_actions", "last_joint_vel", "commands", "episode_length", "feet_air_time",
-              "last_contact", "strength")
+              "last_contact", "strength", "terrain_levels", "env_origins", "joint_pos_bias", "gyro_bias",
+              "gravity_bias")
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit-identically (with the same config and seed)."""
@@ -446,7 +498,7 @@ class LeggedEnv:
                 "common_step_counter": self.common_step_counter,
                 "episode_sums": {k: v.clone() for k, v in self.episode_sums.items()},
                 "command_ranges": {k: list(v) for k, v in self.command_ranges.items()},
-                **{k: getattr(self, k).clone() for k in self._STATE}}
+                **{k: getattr(self, k).clone() for k in self._STATE if hasattr(self, k)}}
 
     def load_state_dict(self, state: dict) -> None:
         self.sim.load_state_dict(state["sim"])
@@ -456,7 +508,7 @@ class LeggedEnv:
         self.episode_sums = {k: v.to(self.device, copy=True) for k, v in state["episode_sums"].items()}
         self.command_ranges.update({k: tuple(v) for k, v in state.get("command_ranges", {}).items()})
         for k in self._STATE:
-            if k in state:  # `strength` is new: checkpoints written before it keep the ones
+            if k in state and hasattr(self, k):  # `strength` is new: checkpoints written before it keep the ones
                 setattr(self, k, state[k].clone().to(self.device))
         self.state = self._read_state()
 
@@ -465,3 +517,7 @@ class LeggedEnv:
 
 
 QuadrupedFlatEnv = LeggedEnv  # the name the task registry and older code use
+
+
+class QuadrupedRoughEnv(LeggedEnv):
+    task = "quadruped-rough"

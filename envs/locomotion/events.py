@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .. import rotations
+from ..config import ConfigError
 
 
 # ---- startup ----------------------------------------------------------------------------------------------------
@@ -37,6 +38,60 @@ def motor_strength(env, range: tuple[float, float]) -> None:
     env.set_motor_strength(env.uniform(*range, env.num_envs))
 
 
+def pd_gains(env, kp_range: tuple[float, float] = (0.8, 1.2), kd_range: tuple[float, float] = (0.8, 1.2)) -> None:
+    """Position servos' kp and kd, each scaled by its own factor per world (on top of motor_strength)."""
+    env.scale_gains(env.uniform(*kp_range, env.num_envs), env.uniform(*kd_range, env.num_envs))
+
+
+def actuator_latency(env, max_steps: int = 2) -> None:
+    """A delay of 0..max_steps physics steps per world between the policy's output and the actuators (the previous
+    targets stay on meanwhile); at most the decimation."""
+    if not 0 <= max_steps <= env.cfg.sim.decimation:
+        raise ConfigError(f"task.randomization.actuator_latency.params.max_steps: must be in [0, decimation = "
+                          f"{env.cfg.sim.decimation}], got {max_steps}")
+    if env.sim.name != "mujoco":
+        raise ConfigError(f"task.randomization.actuator_latency: the {env.sim.name} backend steps its substeps with "
+                          f"one control; actuator latency needs --backend mujoco")
+    steps = torch.randint(0, max_steps + 1, (env.num_envs,), generator=env.gen, device=env.device)
+    env.latency = steps.cpu().numpy()
+
+
+def _model_call(env, method: str, term: str):
+    fn = getattr(env.sim, method, None)
+    if fn is None:
+        raise ConfigError(f"task.randomization.{term}: the {env.sim.name} backend cannot change this per world "
+                          f"(use --backend mujoco)")
+    return fn
+
+
+def base_com(env, range: tuple[float, float] = (-0.03, 0.03)) -> None:
+    """The base's centre of mass moved by a random offset per world, each axis uniform in `range` (m)."""
+    offsets = env.uniform(*range, env.num_envs, 3).cpu().numpy()
+    _model_call(env, "set_body_com", "base_com")(env.cfg.robot.base_body, offsets)
+
+
+def link_masses(env, range: tuple[float, float] = (0.9, 1.1)) -> None:
+    """Every robot body but the base: its mass (and inertia) times a random factor per world and body."""
+    model = env.sim.model
+    for b in _links(model, model.body(env.cfg.robot.base_body).id):
+        mass = float(model.body_mass[b])
+        env.sim.set_body_mass(model.body(b).name, mass * env.uniform(*range, env.num_envs).cpu().numpy())
+
+
+def _links(model, root: int) -> list[int]:
+    """The bodies of the robot rooted at body `root` (its own tree), but `root`, that have mass."""
+    return [b for b in range(1, model.nbody) if b != root and model.body_rootid[b] == model.body_rootid[root]
+            and model.body_mass[b] > 0]
+
+
+def armature(env, range: tuple[float, float] = (0.8, 1.2)) -> None:
+    """The driven joints' armature (rotor inertia) times a random factor per world and joint."""
+    model = env.sim.model
+    dofs = [int(model.joint(j).dofadr[0]) for j in env.joint_names]
+    factors = env.uniform(*range, env.num_envs, len(dofs)).cpu().numpy()
+    _model_call(env, "set_dof_armature", "armature")(dofs, model.dof_armature[dofs] * factors)
+
+
 # ---- reset ------------------------------------------------------------------------------------------------------
 def joint_pos_scale(env, ids, qpos, qvel, range: tuple[float, float]) -> None:
     """Joint positions: the default pose times a random factor per joint, clamped to the joint ranges."""
@@ -55,6 +110,18 @@ def base_velocity(env, ids, qpos, qvel, max: float) -> None:
     """Linear (m/s) and angular (rad/s) base velocity, each of the 6 uniform in [-max, max]."""
     a = env.base_dof_adr
     qvel[:, a:a + 6] = env.uniform(-max, max, len(ids), 6).to(qvel)
+
+
+def joint_pos_bias(env, ids, qpos, qvel, range: tuple[float, float] = (-0.02, 0.02)) -> None:
+    """Encoder offsets per world and joint for the episode (rad): the policy sees angle + offset, and the servo,
+    acting on what the encoders say, holds target - offset."""
+    env.joint_pos_bias[ids] = env.uniform(*range, len(ids), env.num_actions)
+
+
+def imu_bias(env, ids, qpos, qvel, gyro: float = 0.05, gravity: float = 0.02) -> None:
+    """IMU biases for the episode: gyro (rad/s) and projected gravity, each axis uniform in +-the value."""
+    env.gyro_bias[ids] = env.uniform(-gyro, gyro, len(ids), 3)
+    env.gravity_bias[ids] = env.uniform(-gravity, gravity, len(ids), 3)
 
 
 # ---- interval ---------------------------------------------------------------------------------------------------

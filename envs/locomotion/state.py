@@ -7,6 +7,7 @@ watches, in the three roles a preset gives them (undesired, constrained, termina
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -39,6 +40,16 @@ class LocoState:
     joint_pos_limits: torch.Tensor  # (J, 2)
     torque_limits: torch.Tensor  # (J,)
     velocity_limits: torch.Tensor  # (J,)
+    # the ground's height (m) at world points (..., 2) -> (...): the terrain's height map, or 0 for a plane
+    ground_height: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # what the robot's sensors add (sim-to-real randomization; zeros unless an event sets them): encoder offsets
+    # (N, J), gyro bias (N, 3), a bias on the projected gravity (N, 3). Observations read them; physics does not.
+    joint_pos_bias: torch.Tensor | None = None
+    gyro_bias: torch.Tensor | None = None
+    gravity_bias: torch.Tensor | None = None
+
+    def height_of(self, xy: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(xy.shape[:-1], device=xy.device) if self.ground_height is None else self.ground_height(xy)
 
     @property
     def foot_contact(self) -> torch.Tensor:

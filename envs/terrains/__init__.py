@@ -1,0 +1,150 @@
+"""Procedural terrain for legged tasks: a grid of square tiles, rows = difficulty levels (0 at the first row, 1 at the
+last), columns = terrain types (`types.py`), inside a flat border. `generate(cfg)` returns the grid's exact height map
+(vertices every `resolution` m), each tile's spawn origin (its centre, on the surface) and what the scene builds:
+one heightfield for the whole grid plus boxes for the types built from boxes (stair edges stay vertical). The same
+config and seed give the same terrain.
+
+World frame: the grid's corner (with its border) is at the origin; x runs along the levels, y along the types. The
+terrain is shared by all worlds: it lives once in the model, and per-world copies of the model (randomization) are
+limited so as not to copy it thousands of times (`SimCfg.model_copies`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .types import TYPES, Part, Tile
+
+
+@dataclass
+class TerrainCfg:
+    types: list[str] = field(default_factory=lambda: ["flat", "rough", "slope_up", "slope_down", "stairs_up",
+                                                      "stairs_down", "obstacles", "waves"])
+    levels: int = 10  # rows: difficulty (level) / (levels - 1)
+    tile_size: float = 8.0  # m
+    border: float = 3.0  # m of flat ground around the grid
+    resolution: float = 0.1  # m between height-map vertices (and heightfield samples)
+    platform: float = 2.0  # m, the flat square at each tile's centre where worlds spawn
+    seed: int = 0
+    # where worlds start: levels drawn in [0, max_init_level] (at most the top; a curriculum moves them), type = world index % types,
+    # at the tile's centre +- spawn_offset m in x and y
+    max_init_level: int = 4
+    spawn_offset: float = 0.5
+    # parameters at difficulty 0 and 1
+    rough_amplitude: tuple[float, float] = (0.01, 0.09)  # m: noise in +-amplitude
+    rough_spacing: float = 0.2  # m between noise samples
+    slope_angle: tuple[float, float] = (0.0, 25.0)  # degrees
+    step_height: tuple[float, float] = (0.05, 0.20)  # m
+    step_width: float = 0.30  # m
+    obstacle_height: tuple[float, float] = (0.05, 0.20)  # m
+    obstacle_size: tuple[float, float] = (0.4, 1.6)  # m, side length range
+    obstacle_count: int = 16
+    wave_amplitude: tuple[float, float] = (0.02, 0.25)  # m, peak
+    wave_length: float = 4.0  # m
+    stairs: str = "boxes"  # "boxes" (vertical edges) or "hfield"
+    obstacles: str = "boxes"
+
+    def __post_init__(self):
+        unknown = [t for t in self.types if t not in TYPES]
+        if unknown or not self.types:
+            raise ValueError(f"types: unknown terrain type {unknown[0] if unknown else '(none given)'!r} "
+                             f"(known: {', '.join(TYPES)})")
+        if self.levels < 1:
+            raise ValueError(f"levels: must be >= 1, got {self.levels}")
+        for name in ("tile_size", "resolution"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if abs(self.tile_size / self.resolution - round(self.tile_size / self.resolution)) > 1e-6:
+            raise ValueError(f"resolution: {self.resolution} m does not divide tile_size {self.tile_size} m")
+        if self.max_init_level < 0:
+            raise ValueError(f"max_init_level: must be >= 0, got {self.max_init_level}")
+        if not 0 <= self.spawn_offset <= self.platform / 2:
+            raise ValueError(f"spawn_offset: must be in [0, platform / 2], got {self.spawn_offset}")
+        if not 0 <= self.platform < self.tile_size:
+            raise ValueError(f"platform: must be in [0, tile_size), got {self.platform}")
+        for name in ("stairs", "obstacles"):
+            if getattr(self, name) not in ("boxes", "hfield"):
+                raise ValueError(f"{name}: expected 'boxes' or 'hfield', got {getattr(self, name)!r}")
+
+
+@dataclass
+class Terrain:
+    cfg: TerrainCfg
+    heights: np.ndarray  # (nx, ny) exact surface height at vertex (i, j) = (i * resolution, j * resolution)
+    hfield: np.ndarray  # (levels, types, n, n) what each tile's heightfield holds (below its boxes: their floor)
+    boxes: list[tuple[tuple[float, float, float], tuple[float, float, float]]]  # world centre, half-sizes
+    origins: np.ndarray  # (levels, types, 3) spawn point of each tile: its centre, on the surface
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Extent (x, y) in metres."""
+        return ((self.heights.shape[0] - 1) * self.cfg.resolution, (self.heights.shape[1] - 1) * self.cfg.resolution)
+
+    def difficulty(self, level: int) -> float:
+        return level / max(1, self.cfg.levels - 1)
+
+    def height_at(self, x, y):
+        """Bilinear interpolation of the height map at world (x, y) (arrays), clamped to the map."""
+        import torch
+
+        grid = torch.as_tensor(self.heights)
+        fx = torch.as_tensor(np.asarray(x, dtype=float)) / self.cfg.resolution
+        fy = torch.as_tensor(np.asarray(y, dtype=float)) / self.cfg.resolution
+        return bilinear(grid, fx, fy).numpy()
+
+
+def bilinear(grid, fx, fy):
+    """grid[fx, fy] (torch) interpolated at fractional indices fx, fy (tensors of one shape), clamped to the grid."""
+    nx, ny = grid.shape
+    fx, fy = fx.clamp(0, nx - 1), fy.clamp(0, ny - 1)
+    x0, y0 = fx.floor().clamp(max=nx - 2), fy.floor().clamp(max=ny - 2)
+    tx, ty = fx - x0, fy - y0
+    i, j = x0.long(), y0.long()
+    return ((grid[i, j] * (1 - tx) + grid[i + 1, j] * tx) * (1 - ty)
+            + (grid[i, j + 1] * (1 - tx) + grid[i + 1, j + 1] * tx) * ty)
+
+
+def generate(cfg: TerrainCfg) -> Terrain:
+    rng = np.random.default_rng(cfg.seed)
+    tile = Tile(cfg.tile_size, cfg.resolution, cfg.platform, cfg)
+    n, per_tile = tile.n, tile.n - 1  # vertices of a tile; tiles share their edge vertices
+    border = int(round(cfg.border / cfg.resolution))
+    nx, ny = 2 * border + cfg.levels * per_tile + 1, 2 * border + len(cfg.types) * per_tile + 1
+    heights, hfield = np.zeros((nx, ny)), np.zeros((cfg.levels, len(cfg.types), n, n))
+    boxes: list = []
+    origins = np.zeros((cfg.levels, len(cfg.types), 3))
+    for level in range(cfg.levels):
+        for col, name in enumerate(cfg.types):
+            part: Part = TYPES[name](level / max(1, cfg.levels - 1), tile, rng)
+            i, j = border + level * per_tile, border + col * per_tile
+            heights[i:i + n, j:j + n] = part.heights
+            hfield[level, col] = part.hfield
+            cx, cy = (i + per_tile / 2) * cfg.resolution, (j + per_tile / 2) * cfg.resolution
+            boxes += [((cx + c[0], cy + c[1], c[2]), half) for c, half in part.boxes]
+            origins[level, col] = (cx, cy, part.heights[per_tile // 2, per_tile // 2])
+    return Terrain(cfg, heights, hfield, boxes, origins)
+
+
+def draw(terrain: Terrain, path, dpi: int = 100):
+    """A height-coloured top view of the grid, each tile labelled with its type and level, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = terrain.cfg
+    sx, sy = terrain.size
+    fig, ax = plt.subplots(figsize=(max(4.0, sy / 8), max(4.0, sx / 8)))
+    image = ax.imshow(terrain.heights, origin="lower", extent=(0, sy, 0, sx), cmap="terrain")
+    for level in range(cfg.levels):
+        for col, name in enumerate(cfg.types):
+            x, y, _ = terrain.origins[level, col]
+            ax.text(y, x, f"{name}\n{terrain.difficulty(level):.2f}", ha="center", va="center", fontsize=5)
+    ax.set_xlabel("y (m): terrain types")
+    ax.set_ylabel("x (m): difficulty levels")
+    fig.colorbar(image, ax=ax, label="height (m)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

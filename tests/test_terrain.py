@@ -1,0 +1,261 @@
+"""Rough terrain: the generator's heights against their formulas, the built geometry against the height map, the
+terrain curriculum's rule, the height scan against a brute-force lookup, per-world model copies, and every
+sim-to-real randomization acting on the simulation (not only parsed)."""
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from pg_robotics.envs import ConfigError, make
+from pg_robotics.envs.locomotion.observations import height_scan, scan_grid
+from pg_robotics.envs.scene import add_terrain
+from pg_robotics.envs.terrains import TerrainCfg, generate
+from pg_robotics.envs.terrains.types import Tile
+
+from pgr_cli import pgr
+
+ONE = {"sim": {"nthread": 1}}
+QUIET = {**ONE, "observations": {"add_noise": False}, "randomization": {"enabled": False}}
+
+
+@pytest.fixture(scope="module")
+def terrain():
+    return generate(TerrainCfg(levels=3))
+
+
+def local(terrain, level, col):
+    """The tile's exact heights and its vertex coordinates (u, v) and Chebyshev distance from the centre."""
+    cfg = terrain.cfg
+    tile = Tile(cfg.tile_size, cfg.resolution, cfg.platform, cfg)
+    per, b = tile.n - 1, int(round(cfg.border / cfg.resolution))
+    i, j = b + level * per, b + col * per
+    u, v = tile.grid()
+    return terrain.heights[i:i + per + 1, j:j + per + 1], u, v, tile.ring()
+
+
+def test_each_type_follows_its_formula(terrain):
+    cfg = terrain.cfg
+    col = {name: k for k, name in enumerate(cfg.types)}
+    half, p = cfg.tile_size / 2, cfg.platform / 2
+    for level in range(cfg.levels):
+        d = level / (cfg.levels - 1)
+        h, u, v, rho = local(terrain, level, col["flat"])
+        assert np.all(h == 0.0)
+        for name, sign in (("slope_down", 1.0), ("slope_up", -1.0)):
+            h, u, v, rho = local(terrain, level, col[name])
+            rise = np.tan(np.radians(25.0 * d))
+            np.testing.assert_allclose(h, sign * rise * (half - np.maximum(rho, p)), atol=1e-12)
+        height = 0.05 + 0.15 * d
+        for name, sign in (("stairs_down", 1.0), ("stairs_up", -1.0)):
+            h, u, v, rho = local(terrain, level, col[name])
+            inside = (rho < half - 1e-9) & (np.abs((half - rho) / 0.3 - np.round((half - rho) / 0.3)) > 1e-6)
+            steps = np.minimum(np.floor((half - rho[inside]) / 0.3) + 1, 10)
+            np.testing.assert_allclose(h[inside], sign * steps * height, atol=1e-12)
+            assert abs(h[rho < p].max() - sign * 10 * height) < 1e-12  # the platform: ten steps up (or down)
+        h, u, v, rho = local(terrain, level, col["waves"])
+        amp = 0.02 + 0.23 * d
+        np.testing.assert_allclose(h, amp * np.sin(2 * np.pi * u / 4.0) * np.sin(2 * np.pi * v / 4.0), atol=1e-12)
+        h, u, v, rho = local(terrain, level, col["rough"])
+        amp = 0.01 + 0.08 * d
+        assert np.abs(h).max() <= amp + 1e-12 and np.all(h[(rho <= p) | (rho >= half)] == 0.0)
+        assert np.abs(h[rho > p]).max() > 0.5 * amp  # noise, not flat
+        h, u, v, rho = local(terrain, level, col["obstacles"])
+        top = 0.05 + 0.15 * d
+        assert np.all(h[rho < p] == 0.0) and 0.5 * top <= h.max() <= top + 1e-12
+    origins = terrain.origins
+    assert origins.shape == (3, len(cfg.types), 3)
+    assert origins[2, col["stairs_up"], 2] == pytest.approx(-10 * 0.2) and origins[1, col["slope_down"], 2] > 0
+
+
+def test_the_terrain_is_seeded():
+    a, b, c = generate(TerrainCfg(levels=2)), generate(TerrainCfg(levels=2)), generate(TerrainCfg(levels=2, seed=1))
+    assert np.array_equal(a.heights, b.heights) and a.boxes == b.boxes
+    assert not np.array_equal(a.heights, c.heights)
+
+
+@pytest.mark.parametrize("stairs", ["boxes", "hfield"])
+def test_the_built_terrain_sits_at_the_height_map(terrain, stairs):
+    """A ray from above at sample points hits the built geometry (heightfields and boxes) at the map's height
+    (points on a box's vertical face, where the surface has no single height, are left out)."""
+    ter = terrain if stairs == "boxes" else generate(TerrainCfg(levels=3, stairs="hfield", obstacles="hfield"))
+    spec = mujoco.MjSpec()
+    add_terrain(spec, terrain=ter)
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    rng, res, geom = np.random.default_rng(0), ter.cfg.resolution, np.zeros(1, np.int32)
+    box_types = {"stairs_up", "stairs_down", "obstacles"} if stairs == "boxes" else set()
+    checked = 0
+    for _ in range(1500):
+        level, col = rng.integers(ter.cfg.levels), rng.integers(len(ter.cfg.types))
+        cx, cy, _ = ter.origins[level, col]
+        i = int(round((cx + rng.uniform(-3.9, 3.9)) / res))
+        j = int(round((cy + rng.uniform(-3.9, 3.9)) / res))
+        if ter.cfg.types[col] in box_types and np.ptp(ter.heights[i - 1:i + 2, j - 1:j + 2]) > 0:
+            continue
+        x, y = i * res + rng.uniform(-0.04, 0.04), j * res + rng.uniform(-0.04, 0.04)
+        if ter.cfg.types[col] not in box_types:
+            x, y = i * res, j * res  # the heightfield's vertices: MuJoCo's triangles and the bilinear map agree
+        hit = 10.0 - mujoco.mj_ray(model, data, np.array([x, y, 10.0]), np.array([0, 0, -1.0]), None, 1, -1, geom)
+        assert hit == pytest.approx(float(ter.height_at([x], [y])[0]), abs=1e-6), (ter.cfg.types[col], x, y)
+        checked += 1
+    assert checked > 1000
+
+
+def test_the_curriculum_moves_worlds_by_the_rule():
+    env = make("quadruped-rough", 6, overrides={**QUIET, "ground": {"terrain": {"levels": 4, "max_init_level": 1}}})
+    env.terrain_levels[:] = torch.tensor([1, 1, 1, 3, 0, 1])
+    env.env_origins[:] = env.tile_origins[env.terrain_levels, env.terrain_types]
+    env.commands[:] = torch.tensor([1.0, 0.0, 0.0])
+    pos = env.env_origins[:, :2].clone()
+    pos[0, 0] += 4.5  # farther than half a tile: up
+    pos[1, 0] += 6.0  # also up
+    pos[2, 0] += 1.0  # less than half of the 20 m the command asked for: down
+    pos[3, 0] += 4.5  # up from the top level: spread to a random level
+    pos[4, 0] += 0.5  # down from level 0: stays at 0
+    pos[5, 0] += 12.0  # more than half of what was asked: up
+    env.state.base_pos = torch.cat([pos, torch.zeros(6, 1)], dim=1)
+    from pg_robotics.envs.locomotion.curricula import terrain_levels
+
+    terrain_levels(env, torch.arange(6))
+    levels = env.terrain_levels.tolist()
+    assert levels[0] == 2 and levels[1] == 2 and levels[2] == 0 and levels[4] == 0 and levels[5] == 2
+    assert 0 <= levels[3] < 4
+    assert torch.equal(env.env_origins, env.tile_origins[env.terrain_levels, env.terrain_types])
+    env.close()
+
+
+def test_worlds_spawn_on_their_tile():
+    env = make("quadruped-rough", 16, overrides=QUIET)
+    env.reset()
+    xy = env.state.base_pos[:, :2]
+    assert (xy - env.env_origins[:, :2]).abs().max() <= env.terrain.cfg.spawn_offset + 1e-5
+    above = env.state.base_pos[:, 2] - env.env_origins[:, 2]
+    assert torch.allclose(above, torch.full_like(above, env.cfg.robot.init_height), atol=1e-5)
+    assert set(env.terrain_types.tolist()) == set(range(len(env.terrain.cfg.types)))
+    env.close()
+
+
+def test_the_height_scan_is_a_lookup_that_turns_with_the_base(terrain):
+    env = make("quadruped-rough", 4, overrides=QUIET)
+    env.reset()
+    s = env.state
+    scan = height_scan(s, offset=0.0)
+    grid = scan_grid((1.6, 1.0), 0.1).numpy()
+    assert scan.shape == (4, 187)
+    for w in range(4):  # brute force: each point turned by the yaw, looked up in numpy
+        q = s.base_quat[w].numpy()
+        yaw = np.arctan2(2 * (q[0] * q[3] + q[1] * q[2]), 1 - 2 * (q[2] ** 2 + q[3] ** 2))
+        c, si = np.cos(yaw), np.sin(yaw)
+        x = s.base_pos[w, 0].item() + c * grid[:, 0] - si * grid[:, 1]
+        y = s.base_pos[w, 1].item() + si * grid[:, 0] + c * grid[:, 1]
+        expected = s.base_pos[w, 2].item() - env.terrain.height_at(x, y)
+        np.testing.assert_allclose(scan[w].numpy(), expected, atol=1e-5)
+    # a quarter turn: the scan's forward axis is the world's y axis
+    s.base_quat = torch.tensor([[np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)]] * 4, dtype=torch.float32)
+    turned = height_scan(s, offset=0.0)
+    x0, y0 = s.base_pos[0, 0].item(), s.base_pos[0, 1].item()
+    expected = s.base_pos[0, 2].item() - env.terrain.height_at(x0 - grid[:, 1], y0 + grid[:, 0])
+    np.testing.assert_allclose(turned[0].numpy(), expected, atol=1e-5)
+    env.close()
+
+
+def test_world_models_are_shared_copies():
+    env = make("quadruped-rough", 40, overrides={**ONE, "sim": {"nthread": 1, "model_copies": 8}})
+    models = env.sim.models
+    assert len({id(m) for m in models}) == 8 and models[3] is models[11] and models[3] is not models[4]
+    floor = env.scene.ground.friction_geoms[0]
+    gid = env.sim.model.geom(floor).id
+    assert len({float(m.geom_friction[gid, 0]) for m in models}) == 8  # randomized per copy
+    env.close()
+
+
+# ---- sim-to-real randomization acts on the simulation ------------------------------------------------------------------
+def standing(overrides, n=2):
+    env = make("quadruped-flat", n, overrides={**QUIET, **overrides})
+    env.reset()
+    return env
+
+
+def test_actuator_latency_delays_the_applied_torque_by_its_steps():
+    env = standing({"randomization": {"enabled": True, **{k: {"enabled": False} for k in (
+        "friction", "added_base_mass", "motor_strength", "joint_pos_scale", "base_yaw", "base_velocity", "push")},
+        "actuator_latency": {"enabled": True, "params": {"max_steps": 3}}}})
+    env.latency = np.array([0, 3])
+    for _ in range(10):
+        env.step(torch.zeros(2, 12))
+    torque = env.sim._sens_t[:, :, env._sensor_cols[env._torques[0]]]  # (worlds, substeps, joints) of the last step
+    before = torque.clone()
+    env.step(torch.full((2, 12), 4.0))  # every target steps by 1 rad: 20 N m more from the servo at once
+    after = env.sim._sens_t[:, :, env._sensor_cols[env._torques[0]]]
+    jump = (after - before[:, -1:, :]).abs().amax(dim=2)  # (worlds, substeps): how far each substep moved
+    assert jump[0, 0] > 10.0  # no delay: the first substep already pushes
+    assert jump[1, :3].max() < 3.0 and jump[1, 3] > 10.0  # three substeps late (the legs' own motion: < 3 N m)
+    with pytest.raises(ConfigError, match="max_steps: must be in \\[0, decimation = 4\\]"):
+        standing({"randomization": {"actuator_latency": {"enabled": True, "params": {"max_steps": 9}}}})
+
+
+def test_pd_gain_scaling_changes_the_servo_per_world():
+    env = standing({"randomization": {"enabled": True, "pd_gains": {"enabled": True, "params": {
+        "kp_range": [0.5, 0.5001], "kd_range": [2.0, 2.0001]}}}})
+    kp0, kd0 = 20.0, 0.5
+    for w in range(2):
+        m = env.sim.world_model(w)
+        strength = float(env.kp_scale[w]) / 0.5  # motor_strength's own factor, times 0.5 here
+        assert m.actuator_gainprm[0, 0] == pytest.approx(kp0 * 0.5 * strength, rel=1e-3)
+        assert -m.actuator_biasprm[0, 2] == pytest.approx(kd0 * 2.0 * strength, rel=1e-3)
+    env.close()
+
+
+def test_encoder_bias_shifts_what_the_servo_holds_and_what_the_policy_sees():
+    """World 1's encoders read 0.05 rad high. Commanded the default pose, it moves exactly as world 0 commanded
+    0.05 rad below it (the servo acts on what the encoders say), and its policy sees that pose as the default."""
+    env = standing({"randomization": {"enabled": True, **{k: {"enabled": False} for k in (
+        "friction", "added_base_mass", "motor_strength", "joint_pos_scale", "base_yaw", "base_velocity", "push")},
+        "joint_pos_bias": {"enabled": True}}})
+    env.joint_pos_bias[0], env.joint_pos_bias[1] = 0.0, 0.05
+    lower = torch.full((12,), -0.05 / env.cfg.robot.action_scale)
+    for _ in range(50):
+        obs, *_ = env.step(torch.stack([lower, torch.zeros(12)]))
+    q = env.state.joint_pos
+    assert torch.allclose(q[0], q[1], atol=1e-5)
+    start = sum(d for n, d in env.observation_layout["policy"][:3])
+    seen = obs["policy"][:, start:start + 12]  # joint_pos relative to the default pose, as the encoders read it
+    assert torch.allclose(seen[1] - seen[0], torch.full((12,), 0.05), atol=1e-5)
+    env.close()
+
+
+def test_imu_bias_reaches_the_observations():
+    env = standing({"randomization": {"enabled": True, "imu_bias": {"enabled": True, "params": {
+        "gyro": 0.1, "gravity": 0.05}}}})
+    env.gyro_bias[:] = torch.tensor([0.1, -0.1, 0.05])
+    obs = env.observations()
+    scale = env.cfg.observations.terms["base_ang_vel"].scale
+    np.testing.assert_allclose(obs["policy"][:, :3].numpy(), ((env.state.base_ang_vel + env.gyro_bias) * scale).numpy(),
+                               atol=1e-6)
+    env.close()
+
+
+def test_mass_com_and_armature_randomization_change_the_model_per_world():
+    env = standing({"randomization": {"enabled": True, **{k: {"enabled": True} for k in (
+        "base_com", "link_masses", "armature")}}}, n=3)
+    m0, m1, m2 = (env.sim.world_model(w) for w in range(3))
+    base, thigh = m0.body("trunk").id, m0.body("FR_thigh").id
+    dof = int(m0.joint("FR_calf_joint").dofadr[0])
+    assert len({tuple(m.body_ipos[base]) for m in (m0, m1, m2)}) == 3
+    assert len({float(m.body_mass[thigh]) for m in (m0, m1, m2)}) == 3
+    assert len({float(m.dof_armature[dof]) for m in (m0, m1, m2)}) == 3
+    ref = env.sim.model
+    assert np.abs(m1.body_ipos[base] - ref.body_ipos[base]).max() <= 0.03 + 1e-12
+    assert 0.9 <= m1.body_mass[thigh] / ref.body_mass[thigh] <= 1.1
+    env.close()
+
+
+def test_pgr_terrain_draws_the_grid(tmp_path):
+    out = tmp_path / "terrain.png"
+    r = pgr("terrain", "--out", str(out), "--levels", "3")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 20_000 and "8 types x 3 levels" in r.stdout
+    r = pgr("terrain", "--out", str(out), "--set", "task.ground.terrain.types=[lava]")
+    assert r.returncode == 2 and "types: unknown terrain type 'lava'" in r.stderr
