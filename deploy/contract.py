@@ -17,8 +17,12 @@ SCHEMA_VERSION = 3  # 2 added `kind` (a version-1 model is a joint_position poli
 KINDS = ("joint_position", "vector")  # robot state -> joint targets (below) | named input vectors -> action (vector.py)
 
 # Observation terms the runtime can build from a robot's state (see `observation.py`).
-KNOWN_TERMS = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action")
+KNOWN_TERMS = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action", "height_scan")
 TERM_DIMS = {"base_ang_vel": 3, "projected_gravity": 3, "command": 3}  # joint terms: one per joint
+# A height scan's `grid`: where the samples are and what each one is (`scan_points` gives the points).
+GRID_FRAME, GRID_ORDER = "base_yaw", "x-major"
+GRID_VALUE = "height of the base above the ground at the point (m), minus offset"
+MAX_SCAN_POINTS = 10_000
 
 KEYS = ("schema_version", "task", "robot", "joint_names", "default_joint_pos", "action_scale", "action_clip", "kp",
         "kd", "torque_limits", "joint_pos_limits", "control_dt", "observation_terms", "command_names",
@@ -42,6 +46,31 @@ class ObsTerm:
     scale: tuple[float, ...]  # one per element
     clip: float
     history: int  # frames of this term, oldest first
+    grid: "ScanGrid | None" = None  # height_scan: its sample points
+
+
+@dataclass(frozen=True)
+class ScanGrid:
+    """A height scan's sample points: a `size` (x, y) m rectangle every `resolution` m, centred on the base, in the
+    base's heading frame (x forward, y left; turned with the yaw only, level), x-major (all y of the first x, the
+    most backward, first, y from right to left). Each sample is the base's height above the ground there, and the
+    term's value is that minus `offset`."""
+
+    size: tuple[float, float]
+    resolution: float
+    offset: float
+    frame: str = GRID_FRAME
+    order: str = GRID_ORDER
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(round(self.size[0] / self.resolution)) + 1, int(round(self.size[1] / self.resolution)) + 1
+
+    def points(self) -> list[tuple[float, float]]:
+        """(x, y) of every sample in the base's heading frame, in the term's order."""
+        nx, ny = self.shape
+        return [(-self.size[0] / 2 + i * self.size[0] / max(nx - 1, 1), -self.size[1] / 2 + j * self.size[1]
+                 / max(ny - 1, 1)) for i in range(nx) for j in range(ny)]
 
 
 @dataclass(frozen=True)
@@ -196,7 +225,8 @@ def _terms(meta: dict, num_joints: int) -> tuple[ObsTerm, ...]:
         if name not in KNOWN_TERMS:
             raise ContractError(f"{where}.name: unknown term {short(name)} (this runtime builds: "
                                 f"{', '.join(KNOWN_TERMS)})")
-        expected = TERM_DIMS.get(name, num_joints)
+        grid = _grid(t.get("grid"), f"{where}.grid") if name == "height_scan" else None
+        expected = TERM_DIMS.get(name, num_joints) if grid is None else grid.shape[0] * grid.shape[1]
         if type(t["dim"]) is not int or t["dim"] != expected:
             raise ContractError(f"{where}.dim: {name} has {expected} elements here, the model says "
                                 f"{short(t['dim'])}")
@@ -206,8 +236,33 @@ def _terms(meta: dict, num_joints: int) -> tuple[ObsTerm, ...]:
         scale = t["scale"] if isinstance(t["scale"], list) else [t["scale"]] * expected
         scale = _numbers({f"{where}.scale": scale}, f"{where}.scale", expected, "scale")
         clip = _number({f"{where}.clip": t["clip"]}, f"{where}.clip", "clip")
-        terms.append(ObsTerm(name, expected, scale, clip, history))
+        terms.append(ObsTerm(name, expected, scale, clip, history, grid))
     return tuple(terms)
+
+
+def _grid(value, where: str) -> ScanGrid:
+    """A height scan's grid description, validated."""
+    if not isinstance(value, dict):
+        raise ContractError(f"{where}: a height_scan term needs its grid (size, resolution, offset, frame, order), "
+                            f"got {short(value)}")
+    missing = [k for k in ("size", "resolution", "offset", "frame", "order") if k not in value]
+    if missing:
+        raise ContractError(f"{where}: missing {', '.join(missing)}")
+    if value["frame"] != GRID_FRAME or value["order"] != GRID_ORDER:
+        raise ContractError(f"{where}: this runtime reads frame {GRID_FRAME!r}, order {GRID_ORDER!r}; the model says "
+                            f"{short(value['frame'])}, {short(value['order'])}")
+    size = value["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(is_number(v) and 0 <= v <= 100 for v in size)):
+        raise ContractError(f"{where}.size: expected [x, y] in metres (0 to 100), got {short(size)}")
+    res = value["resolution"]
+    if not (is_number(res) and 1e-3 <= res <= 10):
+        raise ContractError(f"{where}.resolution: expected metres in [0.001, 10], got {short(res)}")
+    if not (is_number(value["offset"]) and abs(value["offset"]) <= 100):
+        raise ContractError(f"{where}.offset: expected metres in [-100, 100], got {short(value['offset'])}")
+    grid = ScanGrid((float(size[0]), float(size[1])), float(res), float(value["offset"]))
+    if grid.shape[0] * grid.shape[1] > MAX_SCAN_POINTS:
+        raise ContractError(f"{where}: {grid.shape[0] * grid.shape[1]} points, more than {MAX_SCAN_POINTS}")
+    return grid
 
 
 def parse(meta: dict):

@@ -17,6 +17,8 @@ from .policy import Policy
 from .safety import SafetyCfg, SafetyFilter
 
 IMU_TERMS = ("base_ang_vel", "projected_gravity")
+# each input's stamp in RobotState; None there means the joint sample's `stamp`
+STAMP_FIELDS = {"joint_states": "stamp", "imu": "imu_stamp", "height_scan": "height_stamp"}
 
 
 class Controller:
@@ -55,7 +57,10 @@ class Controller:
         self.last_action = self.builder.last_action[None]  # [1, n] view: the previous clipped action
         self._latency = np.zeros(latency_window, dtype=np.int64)
         terms = {t.name for t in self.spec.observation_terms}
-        self.inputs = ("joint_states", "imu") if terms & set(IMU_TERMS) else ("joint_states",)
+        self.inputs = ("joint_states", *(("imu",) if terms & set(IMU_TERMS) else ()),
+                       *(("height_scan",) if "height_scan" in terms else ()))
+        self._stamp_fields = tuple(STAMP_FIELDS[name] for name in self.inputs)
+        self._usual_inputs = self.inputs in (("joint_states",), ("joint_states", "imu"))  # _take_all_new's cases
         self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "reanchored": 0, "bad_stamp": 0,
                          "command_clipped": 0, **{f"stale_{name}": 0 for name in self.inputs}}
         self.last_error = ""
@@ -91,8 +96,8 @@ class Controller:
         missed, fresh = self._missed, False
         if state is not None:
             stamp = getattr(state, "stamp", None)
-            imu_stamp = getattr(state, "imu_stamp", None)
-            stamps = (stamp, stamp if imu_stamp is None else imu_stamp)
+            own = (getattr(state, field, None) for field in self._stamp_fields)
+            stamps = [stamp if value is None else value for value in own]
         for k, gate in enumerate(self._gate_list):
             verdict = INVALID if state is None else gate.offer(stamps[k])
             if verdict is NEW:
@@ -114,7 +119,7 @@ class Controller:
         return True; otherwise change nothing and return False (and `_take` judges each input)."""
         gates = self._gate_list
         stamp = getattr(state, "stamp", None)
-        if len(gates) > 2 or type(stamp) is not float or not gates[0].last < stamp < math.inf:
+        if not self._usual_inputs or type(stamp) is not float or not gates[0].last < stamp < math.inf:
             return False
         if len(gates) > 1:
             imu = getattr(state, "imu_stamp", None)

@@ -26,7 +26,7 @@ from .contract import TERM_DIMS, PolicySpec
 QUAT_NORM_TOLERANCE = 0.01
 UNIT_NORM2 = ((1.0 - QUAT_NORM_TOLERANCE) ** 2, (1.0 + QUAT_NORM_TOLERANCE) ** 2)  # the same bound on |q|^2
 # where each term's raw values sit in the builder's buffer (`build` packs the first five in this order)
-RAW_ORDER = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action")
+RAW_ORDER = ("base_ang_vel", "projected_gravity", "command", "joint_pos", "joint_vel", "last_action", "height_scan")
 
 
 class StateError(ValueError):
@@ -42,6 +42,10 @@ class RobotState:
     angular_velocity: Sequence[float]  # base frame, rad/s
     stamp: float = 0.0  # seconds of the joint sample; increases from one new sample to the next
     imu_stamp: float | None = None  # seconds of the IMU sample (orientation, gyro); None: the same as `stamp`
+    # perceptive policies (a height_scan term): the base's height above the ground (m) at each of the term's grid
+    # points (`ScanGrid.points()`, its order), e.g. from an elevation map; and their stamp (None: `stamp`)
+    height_samples: Sequence[float] | None = None
+    height_stamp: float | None = None
 
 
 def projected_gravity(q_xyzw: Sequence[float]) -> tuple[float, float, float]:
@@ -61,7 +65,9 @@ class ObservationBuilder:
         n = spec.num_actions
         self._names: tuple[str, ...] | None = None
         self._pick: Callable[[Sequence[float]], Sequence[float]] | None = None  # state order -> policy order
-        dims = {**TERM_DIMS, "joint_pos": n, "joint_vel": n, "last_action": n}
+        scan = next((t for t in spec.observation_terms if t.name == "height_scan"), None)
+        dims = {**TERM_DIMS, "joint_pos": n, "joint_vel": n, "last_action": n,
+                "height_scan": 0 if scan is None else scan.dim}
         self._slices, start = {}, 0
         for name in RAW_ORDER:
             self._slices[name] = slice(start, start + dims[name])
@@ -86,8 +92,11 @@ class ObservationBuilder:
         # the joint positions of the last state read (policy order)
         self.measured = np.zeros(n) if self._copy_measured else self.values[s["joint_pos"]]
         default = np.asarray(spec.default_joint_pos)
-        self._affine = np.vstack([self.affine(t.name, t.scale, -default * t.scale if t.name == "joint_pos" else 0.0)
-                                  for t in terms])  # joint_pos is relative to the default pose
+        # joint_pos is relative to the default pose, a height scan to its offset
+        self._affine = np.vstack([self.affine(t.name, t.scale, -default * t.scale if t.name == "joint_pos" else
+                                              -t.grid.offset * np.asarray(t.scale) if t.grid is not None else 0.0)
+                                  for t in terms])
+        self._heights = None if scan is None else s["height_scan"]
         frame_dim = len(self._affine)
         self._frame = np.zeros(frame_dim)
         self._clip = np.concatenate([np.full(t.dim, t.clip) for t in terms])
@@ -190,6 +199,13 @@ class ObservationBuilder:
                              f"{len(command)}")
         values = self.values
         self._pack_state.pack_into(self._bytes, 0, *ang_vel, *gravity, *command, *pos, *vel)
+        if self._heights is not None:
+            samples = getattr(state, "height_samples", None)
+            n = self._heights.stop - self._heights.start
+            if samples is None or len(samples) != n:
+                raise StateError(f"height_samples: the policy reads a height scan of {n} points, got "
+                                 f"{'none' if samples is None else len(samples)}")
+            values[self._heights] = samples
         if last_action is not self.last_action:
             self.last_action[:] = last_action
         if self._unused is not None:

@@ -24,8 +24,10 @@ def replay(policy: Policy, record: dict, shuffle_seed: int | None = None) -> dic
     obs = np.zeros((steps * worlds, policy.spec.num_obs), dtype=np.float32)
     for t in range(steps):
         for w in range(worlds):
+            heights = record["height_samples"][t, w] if "height_samples" in record else None
             state = RobotState(shuffled, record["joint_pos"][t, w, order], record["joint_vel"][t, w, order],
-                               record["orientation_xyzw"][t, w], record["angular_velocity"][t, w])
+                               record["orientation_xyzw"][t, w], record["angular_velocity"][t, w],
+                               height_samples=heights)
             builder.reset()
             obs[t * worlds + w] = builder.build(state, record["command"][t, w], record["last_action"][t, w])
     actions = policy(obs)

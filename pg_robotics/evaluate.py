@@ -20,6 +20,7 @@ import torch
 
 from pg_robotics import runs
 from pg_robotics.envs import ConfigError
+from pg_robotics.envs.config import deep_update
 from pg_robotics.runners.off_policy import run_episode
 
 COMMANDS = ((0.5, 0.0, 0.0), (1.0, 0.0, 0.0), (-0.3, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.6), (0.0, 0.0, 0.0))
@@ -32,16 +33,21 @@ def meets_criterion(result: dict) -> bool:
 
 
 def fixed_command_agent(run_dir: Path, commands, worlds_per_command: int, seconds: float, seed: int = 1,
-                        checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu"):
+                        checkpoint: Path | None = None, backend: str = "mujoco", device: str = "cpu",
+                        overrides: dict | None = None):
     """The run's agent on its task with commands held fixed. Episodes start standing still in the default pose (a
     robot starts that way; training's random initial joint angles and velocities are off), with no command
-    resampling, pushes or observation noise; the run's friction, mass and motor-strength randomization stays. The
+    resampling, pushes, observation noise or sensor biases; the run's physical randomization (friction, masses,
+    gains, latency) stays. The
     simulation is C MuJoCo on the CPU unless `backend` / `device` say otherwise, whatever the run trained on.
-    Returns (agent, commands tensor (N, 3))."""
+    `overrides`: more task config on top (e.g. {"sim": {"nthread": 1}}). Returns (agent, commands tensor (N, 3))."""
     fixed = {"commands": {"resampling_time_s": 1e9}, "observations": {"add_noise": False},
              "randomization": {"push": {"interval_s": 0.0}, "joint_pos_scale": {"params": {"range": [1.0, 1.0]}},
-                               "base_velocity": {"params": {"max": 0.0}}},
+                               "base_velocity": {"params": {"max": 0.0}},
+                               "joint_pos_bias": {"enabled": False}, "imu_bias": {"enabled": False}},
              "sim": {"episode_length_s": seconds}}
+    if overrides:
+        fixed = deep_update(fixed, overrides)
     cmd = torch.tensor(commands, dtype=torch.float32, device=device).repeat_interleave(worlds_per_command, dim=0)
     agent = runs.load_agent(run_dir, checkpoint, len(cmd), seed, fixed, backend, device)
     agent.env.reset()
@@ -173,11 +179,18 @@ def record(run_dir: Path, checkpoint: Path | None = None, worlds: int = 4, secon
     env = agent.env
     keys = ("obs", "actions", "joint_pos", "joint_vel", "orientation_xyzw", "angular_velocity", "command",
             "last_action")
+    scan = env.height_scan_params() if hasattr(env, "height_scan_params") else None
+    if scan is not None:  # a perceptive policy: the raw samples an elevation map would give
+        keys += ("height_samples",)
     out: dict[str, list] = {k: [] for k in keys}
     obs = env.observations()
     for _ in range(int(round(seconds / env.dt))):
         s = env.state
         actions = agent.act(obs)
+        if scan is not None:
+            from pg_robotics.envs.locomotion.observations import height_scan
+
+            out["height_samples"].append(height_scan(s, scan["size"], scan["resolution"], 0.0).double().numpy())
         for key, value in (("obs", obs["policy"]), ("actions", actions), ("joint_pos", s.joint_pos),
                            ("joint_vel", s.joint_vel), ("orientation_xyzw", s.base_quat[:, [1, 2, 3, 0]]),
                            ("angular_velocity", s.base_ang_vel), ("command", s.command),

@@ -259,3 +259,51 @@ def test_pgr_terrain_draws_the_grid(tmp_path):
     assert out.stat().st_size > 20_000 and "8 types x 3 levels" in r.stdout
     r = pgr("terrain", "--out", str(out), "--set", "task.ground.terrain.types=[lava]")
     assert r.returncode == 2 and "types: unknown terrain type 'lava'" in r.stderr
+
+
+def test_a_perceptive_policy_exports_and_the_runtime_reads_its_height_scan(tmp_path):
+    """quadruped-rough-perceptive: the height scan in the policy. It trains, exports (the export replays recorded sim
+    states, height samples included, through the deploy runtime within 1e-4), and the runtime's contract says where
+    the samples are; a state without them is refused by name, a broken grid too."""
+    import json
+
+    import onnx
+
+    from pg_robotics.deploy import Controller, RobotState
+    from pg_robotics.deploy.contract import ContractError, decode, parse
+
+    run = tmp_path / "run"
+    r = pgr("train", "quadruped-rough-perceptive", "--max-iterations", "2", "--num-envs", "8", "--no-progress",
+            "--run-dir", str(run), "--set", "task.sim.nthread=1", "--set", "algorithm.num_steps_per_env=8",
+            "--set", "algorithm.actor_hidden=[16]", "--set", "algorithm.critic_hidden=[16]")
+    assert r.returncode == 0, r.stderr
+    r = pgr("export", str(run))
+    assert r.returncode == 0, r.stderr
+    assert "max abs action diff" in r.stdout
+    meta = decode({p.key: p.value for p in onnx.load(str(run / "policy.onnx")).metadata_props})
+    term = meta["observation_terms"][-1]
+    assert term["name"] == "height_scan" and term["dim"] == 187
+    assert term["grid"] == {"size": [1.6, 1.0], "resolution": 0.1, "offset": 0.3, "frame": "base_yaw",
+                            "order": "x-major"}
+    ctl = Controller.load(run / "policy.onnx")
+    assert ctl.inputs == ("joint_states", "imu", "height_scan")
+    spec = ctl.spec
+    names = list(spec.joint_names)
+    ctl.start(names)
+    points = spec.observation_terms[-1].grid.points()
+    assert len(points) == 187 and points[0] == pytest.approx((-0.8, -0.5)) and points[1] == pytest.approx((-0.8, -0.4))
+    for k in range(3):
+        state = RobotState(names, list(spec.default_joint_pos), [0.0] * 12, (0, 0, 0, 1), (0, 0, 0), stamp=float(k),
+                           height_samples=[0.3] * 187)
+        assert ctl.step(state, (0.5, 0, 0)) is not None
+    assert ctl.counters["bad_state"] == 0
+    blind = RobotState(names, list(spec.default_joint_pos), [0.0] * 12, (0, 0, 0, 1), (0, 0, 0), stamp=3.0)
+    ctl.step(blind, (0.5, 0, 0))
+    assert ctl.counters["bad_state"] == 1 and "height_samples: the policy reads a height scan of 187" in ctl.last_error
+    broken = json.loads(json.dumps(meta))
+    del broken["observation_terms"][-1]["grid"]
+    with pytest.raises(ContractError, match=r"observation_terms\[6\].grid: a height_scan term needs its grid"):
+        parse(broken)
+    broken["observation_terms"][-1]["grid"] = {**term["grid"], "resolution": 0.2}
+    with pytest.raises(ContractError, match=r"observation_terms\[6\].dim: height_scan has 54 elements here"):
+        parse(broken)

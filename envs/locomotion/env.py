@@ -465,6 +465,20 @@ class LeggedEnv:
             self._mirror = {k: (i.to(self.device), s.to(self.device, torch.float32)) for k, (i, s) in out.items()}
         return self._mirror
 
+    def height_scan_params(self, name: str | None = None) -> dict | None:
+        """The grid of the policy's height scan term (size, resolution, offset), None for a blind policy."""
+        from inspect import signature
+
+        from .observations import height_scan
+
+        oc = self.cfg.observations
+        names = [name] if name else [n for n, _ in self.observation_layout["policy"]
+                                     if (oc.terms[n].func or n) == "height_scan"]
+        if not names:
+            return None
+        defaults = {k: v.default for k, v in signature(height_scan).parameters.items() if k != "s"}
+        return {**defaults, **oc.terms[names[0]].params}
+
     # ---- the deploy contract ---------------------------------------------------------------------------------
     def deploy_contract(self) -> dict[str, Any]:
         """What a robot needs to run this task's policy, exactly as simulated (ARCHITECTURE.md's exported contract,
@@ -475,10 +489,15 @@ class LeggedEnv:
                               f"{r.actuator!r}-driven robot cannot be exported")
         terms = []
         for name, dim in self.observation_layout["policy"]:
-            scale = oc.terms[name].scale
-            terms.append({"name": name, "dim": dim,
-                          "scale": [float(v) for v in (scale if isinstance(scale, list) else [scale] * dim)],
-                          "clip": float(oc.terms[name].clip), "history": 1})
+            scale, func = oc.terms[name].scale, oc.terms[name].func or name
+            term = {"name": func if func == "height_scan" else name, "dim": dim,
+                    "scale": [float(v) for v in (scale if isinstance(scale, list) else [scale] * dim)],
+                    "clip": float(oc.terms[name].clip), "history": 1}
+            if func == "height_scan":
+                scan = self.height_scan_params(name)
+                term["grid"] = {"size": [float(v) for v in scan["size"]], "resolution": float(scan["resolution"]),
+                                "offset": float(scan["offset"]), "frame": "base_yaw", "order": "x-major"}
+            terms.append(term)
         return {
             "kind": "joint_position", "robot": r.name, "joint_names": list(self.joint_names), "default_joint_pos": self.default_joint_pos.tolist(),
             "action_scale": float(r.action_scale), "action_clip": float(r.action_clip),
