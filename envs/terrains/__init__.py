@@ -22,7 +22,8 @@ from .types import TYPES, Part, Tile
 class TerrainCfg:
     types: list[str] = field(default_factory=lambda: ["flat", "rough", "slope_up", "slope_down", "stairs_up",
                                                       "stairs_down", "obstacles", "waves"])
-    levels: int = 10  # rows: difficulty (level) / (levels - 1)
+    levels: int = 10  # rows: difficulty level / (levels - 1)
+    difficulties: list[float] = field(default_factory=list)  # each row's difficulty instead (then levels = their count)
     tile_size: float = 8.0  # m
     border: float = 3.0  # m of flat ground around the grid
     resolution: float = 0.1  # m between height-map vertices (and heightfield samples)
@@ -51,6 +52,10 @@ class TerrainCfg:
         if unknown or not self.types:
             raise ValueError(f"types: unknown terrain type {unknown[0] if unknown else '(none given)'!r} "
                              f"(known: {', '.join(TYPES)})")
+        if self.difficulties:
+            if not all(0.0 <= d <= 1.0 for d in self.difficulties):
+                raise ValueError(f"difficulties: each must be in [0, 1], got {self.difficulties}")
+            self.levels = len(self.difficulties)
         if self.levels < 1:
             raise ValueError(f"levels: must be >= 1, got {self.levels}")
         for name in ("tile_size", "resolution"):
@@ -83,7 +88,7 @@ class Terrain:
         return ((self.heights.shape[0] - 1) * self.cfg.resolution, (self.heights.shape[1] - 1) * self.cfg.resolution)
 
     def difficulty(self, level: int) -> float:
-        return level / max(1, self.cfg.levels - 1)
+        return row_difficulty(self.cfg, level)
 
     def height_at(self, x, y):
         """Bilinear interpolation of the height map at world (x, y) (arrays), clamped to the map."""
@@ -106,6 +111,10 @@ def bilinear(grid, fx, fy):
             + (grid[i, j + 1] * (1 - tx) + grid[i + 1, j + 1] * tx) * ty)
 
 
+def row_difficulty(cfg: TerrainCfg, level: int) -> float:
+    return cfg.difficulties[level] if cfg.difficulties else level / max(1, cfg.levels - 1)
+
+
 def generate(cfg: TerrainCfg) -> Terrain:
     rng = np.random.default_rng(cfg.seed)
     tile = Tile(cfg.tile_size, cfg.resolution, cfg.platform, cfg)
@@ -117,7 +126,7 @@ def generate(cfg: TerrainCfg) -> Terrain:
     origins = np.zeros((cfg.levels, len(cfg.types), 3))
     for level in range(cfg.levels):
         for col, name in enumerate(cfg.types):
-            part: Part = TYPES[name](level / max(1, cfg.levels - 1), tile, rng)
+            part: Part = TYPES[name](row_difficulty(cfg, level), tile, rng)
             i, j = border + level * per_tile, border + col * per_tile
             heights[i:i + n, j:j + n] = part.heights
             hfield[level, col] = part.hfield
