@@ -74,7 +74,7 @@ def anchor_config(recipe) -> dict:
         "check_for_nan": False, "multi_gpu": None,
         "actor": {**model, "class_name": "rsl_rl.models.MLPModel", "hidden_dims": a.actor_hidden,
                   "distribution_cfg": {"class_name": "rsl_rl.modules.GaussianDistribution",
-                                       "init_std": a.init_noise_std, "std_type": "scalar"}},
+                                       "init_std": a.init_noise_std, "std_type": a.noise_std_type}},
         "critic": {**model, "class_name": "rsl_rl.models.MLPModel", "hidden_dims": a.critic_hidden},
         "algorithm": {"class_name": "rsl_rl.algorithms.PPO", "num_learning_epochs": a.num_epochs,
                       "num_mini_batches": a.num_mini_batches, "clip_param": a.clip_param, "gamma": a.gamma,
@@ -97,7 +97,11 @@ def as_our_checkpoint(runner, recipe, env, iteration: int, elapsed: float, steps
     with torch.no_grad():
         for ours, theirs in ((ppo.policy.actor, alg.actor.mlp), (ppo.policy.critic, alg.critic.mlp)):
             ours.load_state_dict(theirs.state_dict())
-        ppo.policy.log_std.copy_(alg.actor.distribution.std_param.clamp(min=1e-6).log())
+        std = alg.actor.distribution.std_param.clamp(min=1e-6)
+        if ppo.policy.std_type == "log":
+            ppo.policy.log_std.copy_(std.log())
+        else:
+            ppo.policy.std.copy_(std)
         for ours, theirs in ((ppo.obs_normalizer, alg.actor.obs_normalizer),
                              (ppo.critic_obs_normalizer, alg.critic.obs_normalizer)):
             if hasattr(theirs, "_mean"):

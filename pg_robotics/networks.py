@@ -55,19 +55,36 @@ class EmpiricalNormalizer(nn.Module):
         self.count.copy_(total)
 
 
+STD_TYPES = ("log", "scalar")
+MIN_STD = 1e-3
+
+
 class ActorCritic(nn.Module):
+    """`std_type`: the exploration noise's learned parameter, its log ("log") or the standard deviation itself
+    ("scalar", clamped at MIN_STD; an optimizer step then moves it by about the learning rate in action units, so
+    it shrinks faster once small than a log's relative steps)."""
+
     def __init__(self, num_actor_obs: int, num_critic_obs: int, num_actions: int, actor_hidden: list[int],
-                 critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0):
+                 critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0, std_type: str = "log"):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: unknown {activation!r} (known: {', '.join(ACTIVATIONS)})")
+        if std_type not in STD_TYPES:
+            raise ValueError(f"std_type: expected one of {', '.join(STD_TYPES)}, got {std_type!r}")
         self.actor = mlp(num_actor_obs, actor_hidden, num_actions, activation)
         self.critic = mlp(num_critic_obs, critic_hidden, 1, activation)
-        self.log_std = nn.Parameter(torch.full((num_actions,), float(torch.tensor(init_std).log())))
+        self.std_type = std_type
+        if std_type == "log":
+            self.log_std = nn.Parameter(torch.full((num_actions,), float(torch.tensor(init_std).log())))
+        else:
+            self.std = nn.Parameter(torch.full((num_actions,), float(init_std)))
+
+    def action_std(self) -> torch.Tensor:
+        return self.log_std.exp() if self.std_type == "log" else self.std.clamp(min=MIN_STD)
 
     def distribution(self, obs: torch.Tensor) -> Normal:
         mean = self.actor(obs)
-        return Normal(mean, self.log_std.exp().expand_as(mean))
+        return Normal(mean, self.action_std().expand_as(mean))
 
     def act_inference(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)

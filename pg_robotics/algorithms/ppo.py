@@ -22,6 +22,7 @@ class PPOCfg:
     critic_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
     activation: str = "elu"
     init_noise_std: float = 1.0
+    noise_std_type: str = "log"  # the learned noise parameter: "log" (of the std) or "scalar" (the std itself)
     normalize_obs: bool = True
     num_steps_per_env: int = 24
     num_epochs: int = 5
@@ -41,6 +42,8 @@ class PPOCfg:
     symmetry_augmentation: bool = False
 
     def __post_init__(self):
+        if self.noise_std_type not in ("log", "scalar"):
+            raise ValueError(f"noise_std_type: expected 'log' or 'scalar', got {self.noise_std_type!r}")
         if self.schedule not in ("adaptive", "fixed"):
             raise ValueError(f"schedule: expected 'adaptive' or 'fixed', got {self.schedule!r}")
         for name in ("num_steps_per_env", "num_epochs", "num_mini_batches"):
@@ -86,7 +89,7 @@ class PPO:
             raise ConfigError("algorithm.symmetry_augmentation: no mirror of the observations and actions given")
         self.mirror = None if mirror is None else {"critic": mirror["policy"], **mirror}
         self.policy = ActorCritic(num_obs, num_critic_obs, num_actions, cfg.actor_hidden, cfg.critic_hidden,
-                                  cfg.activation, cfg.init_noise_std).to(self.device)
+                                  cfg.activation, cfg.init_noise_std, cfg.noise_std_type).to(self.device)
         distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
         self.obs_normalizer = (EmpiricalNormalizer(num_obs, distributed=world.active) if cfg.normalize_obs
                                else nn.Identity()).to(self.device)
@@ -214,7 +217,7 @@ class PPO:
         st.clear()
         stats = {k: v / count for k, v in sums.items()}
         stats["learning_rate"] = self.learning_rate
-        stats["action_std"] = float(self.policy.log_std.detach().exp().mean())
+        stats["action_std"] = float(self.policy.action_std().detach().mean())
         return stats
 
     def state_dict(self) -> dict:
