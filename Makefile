@@ -11,12 +11,17 @@ MINUTES ?= 20
 
 setup: $(STAMP) sysdeps
 
-# Headless rendering (`pgr play`) needs OSMesa; installed through apt when we are root and it is missing.
+# Headless rendering (`pgr play`) needs OSMesa, the live-viewer tests (`pgr play --viewer`) Xvfb and xdotool;
+# installed through apt when we are root and they are missing.
 sysdeps:
 	@ldconfig -p | grep -q libOSMesa || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null; \
 	  else echo "warning: libOSMesa missing: pgr play needs it (apt-get install libosmesa6) or MUJOCO_GL=egl"; fi; }
+	@command -v Xvfb >/dev/null && command -v xdotool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq xvfb xdotool >/dev/null; \
+	  else echo "warning: Xvfb or xdotool missing: the live-viewer tests skip (apt-get install xvfb xdotool)"; fi; }
 
 # Idempotent: reinstalls only when pyproject.toml changes. torch is installed first, pinned,
 # so that no later requirement can pull a CUDA build.

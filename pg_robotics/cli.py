@@ -61,7 +61,8 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure throughput")
     bsub = bench.add_subparsers(dest="bench", required=True)
     sim = bsub.add_parser("sim", help="step a task with random actions; report env and physics steps/s")
-    sim.add_argument("--task", type=task_name, default="quadruped-flat")
+    sim.add_argument("--task", type=lambda v: [task_name(t) for t in v.split(",")], default=["quadruped-flat"],
+                     help="a task, or several in one run: quadruped-flat,quadruped-rough (then their ratio)")
     sim.add_argument("--backend", choices=BACKENDS, default="mujoco")
     sim.add_argument("--device", default="cpu")
     sim.add_argument("--num-envs", type=positive_ints, default=[1024], help="one count, or several: 1024,4096")
@@ -130,14 +131,34 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
                     help="simulation backend of the evaluation (default: C MuJoCo, whatever the run trained on)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--out", type=Path, metavar="FILE.json", help="also write the result as JSON (for sim2sim --eval)")
+    ev.add_argument("--terrain", metavar="TYPE", help="worlds on one terrain tile of TYPE (or `all`: every type x "
+                    "difficulty), commanded 0.6 m/s forward: success rate (4 m or the tile's edge without falling)")
+    ev.add_argument("--difficulty", type=float, action="append",
+                    help="with --terrain: in [0, 1] (repeat for several; default: the rough task's goal for the type)")
+    ev.add_argument("--model", metavar="ROBOT.xml",
+                    help="evaluate on another robot-only MJCF with the same joints (a model it never trained on)")
+    ev.add_argument("--ground", choices=("plane", "terrain"), help="evaluate on this ground instead of the run's")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=cmd_eval)
 
-    play = sub.add_parser("play", help="render the deterministic policy of a run into a video (headless)")
+    play = sub.add_parser("play", help="the deterministic policy of a run: rendered into a video (headless), or "
+                          "live in MuJoCo's viewer, steered with the keyboard")
     play.add_argument("run_dir")
-    play.add_argument("--video", required=True, help="output file, e.g. out.mp4")
+    shown = play.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--video", help="output file, e.g. out.mp4")
+    shown.add_argument("--viewer", action="store_true",
+                       help="watch it live in MuJoCo's interactive viewer (needs a display): arrows/WASD forward and "
+                            "lateral speed, Q/E yaw rate, space stop, P push, R reset, [ ] world, T terrain tile; "
+                            "goal tasks: the keys move the goal (I/J/K/L the box)")
     play.add_argument("--command", dest="commands", type=_command, action="append", metavar="VX,VY,WZ",
-                      help="a fixed command to hold (repeat for a tour; default: the six eval commands)")
+                      help="a fixed command to hold (repeat for a tour; default: the six eval commands); "
+                           "--viewer: the command to start from")
+    play.add_argument("--worlds", type=positive_int, default=1, help="--viewer: worlds side by side")
+    play.add_argument("--duration", type=positive_float, metavar="S",
+                      help="--viewer: close after S simulated seconds (default: when the window is closed)")
+    play.add_argument("--log", type=Path, metavar="FILE.jsonl",
+                      help="--viewer: JSON lines of every control step (time, command, measured velocity) and key")
+    play.add_argument("--screenshot", type=Path, metavar="FILE.png", help="--viewer: the last frame, as an image")
     play.add_argument("--seconds", type=positive_float, default=4.0, help="seconds per command")
     play.add_argument("--width", type=positive_int, default=640)
     play.add_argument("--height", type=positive_int, default=480)
@@ -224,16 +245,24 @@ def cmd_bench(args) -> None:
         for n in args.num_envs:
             _print_result(bench.bench_gym(args.env, n, args.seconds, args.seed), args.json)
         return
-    if args.task.startswith("gym:"):
-        raise ConfigError(f"--task {args.task}: the simulation bench runs our batched tasks; time a gymnasium env "
-                          f"with pgr bench gym --env ID")
+    for task in args.task:
+        if task.startswith("gym:"):
+            raise ConfigError(f"--task {task}: the simulation bench runs our batched tasks; time a gymnasium env "
+                              f"with pgr bench gym --env ID")
     overrides = task_overrides(args.config, args.set)
     if args.no_randomization:
         overrides.setdefault("randomization", {})["enabled"] = False
     for n in args.num_envs:
-        result = bench.bench_sim(args.task, args.backend, n, args.seconds, seed=args.seed, device=args.device,
-                                 overrides=overrides, progress=not args.json and sys.stderr.isatty())
-        _print_result(result, args.json)
+        rates = {}
+        for task in args.task:
+            result = bench.bench_sim(task, args.backend, n, args.seconds, seed=args.seed, device=args.device,
+                                     overrides=overrides, progress=not args.json and sys.stderr.isatty())
+            rates[task] = result["env_steps_per_s"]
+            _print_result(result, args.json)
+        if len(rates) > 1:
+            first, *rest = args.task
+            ratios = {f"{t}_over_{first}": round(rates[t] / rates[first], 3) for t in rest}
+            _print_result({"num_envs": n, **ratios}, args.json)
 
 
 def cmd_scene(args) -> None:
@@ -293,6 +322,18 @@ def cmd_eval(args) -> None:
     from pg_robotics import evaluate
 
     evaluate.check_seconds(args.seconds)
+    if args.terrain:
+        return eval_terrain(args)
+    if args.difficulty:
+        raise ConfigError("--difficulty: only with --terrain")
+    overrides: dict = {}
+    if args.model:
+        model = Path(args.model)  # a file here, or a shipped robot's (go1/go1_alt.xml)
+        overrides["robot"] = {"mjcf": str(model.resolve()) if model.is_file() else args.model}
+    if args.ground:
+        overrides["ground"] = {"type": args.ground}
+    if overrides and (args.all_checkpoints or args.record):
+        raise ConfigError("--model, --ground: not with --all-checkpoints or --record")
     if args.all_checkpoints:
         def line(r: dict) -> None:
             if args.json:
@@ -319,7 +360,7 @@ def cmd_eval(args) -> None:
             print("no checkpoint meets the criterion", dict(result["criterion"]))
         return
     result = evaluate.evaluate(Path(args.run_dir), args.episodes, args.seconds, args.checkpoint, args.backend,
-                               args.device)
+                               args.device, overrides=overrides or None)
     if args.record:
         import numpy as np
 
@@ -343,7 +384,39 @@ def cmd_eval(args) -> None:
         print(f"walking criterion {'met' if result['meets_criterion'] else 'NOT met'} ({limits})")
 
 
+def eval_terrain(args) -> None:
+    from pg_robotics import evaluate
+
+    if args.all_checkpoints or args.record or args.model or args.ground:
+        raise ConfigError("--terrain: not with --all-checkpoints, --record, --model or --ground")
+    common = dict(seconds=args.seconds, checkpoint=args.checkpoint, backend=args.backend, device=args.device)
+    run = Path(args.run_dir)
+    if args.terrain == "all":
+        rows = evaluate.evaluate_terrain_table(run, tuple(args.difficulty or (0.0, 0.25, 0.5, 0.75, 1.0)),
+                                               args.episodes or 16, **common)
+    else:
+        difficulties = args.difficulty or [evaluate.TERRAIN_GOALS.get(args.terrain, 0.5)]
+        rows = [evaluate.evaluate_terrain(run, args.terrain, d, args.episodes or 32, **common) for d in difficulties]
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"{'terrain':<12} {'difficulty':>10} {'success':>8} {'falls':>6} {'lin err':>8}   "
+          f"({rows[0]['episodes']} worlds each, {rows[0]['speed']} m/s forward, {rows[0]['checkpoint']})")
+    for r in rows:
+        print(f"{r['terrain']:<12} {r['difficulty']:>10.2f} {r['success_rate']:>8.3f} {r['fall_rate']:>6.3f} "
+              f"{r['lin_vel_error']:>8.3f}")
+
+
 def cmd_play(args) -> None:
+    if args.viewer:
+        return cmd_viewer(args)
+    for name in ("log", "screenshot", "duration"):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"--{name}: only with --viewer")
+    if args.worlds != 1:
+        raise ConfigError("--worlds: only with --viewer (a video shows one world)")
     from pg_robotics.play import play
 
     r = play(Path(args.run_dir), Path(args.video), args.commands, args.seconds, args.episodes, args.width,
@@ -355,6 +428,25 @@ def cmd_play(args) -> None:
               f"episodes reached the goal)")
     else:
         print(f"video: {r['video']} ({r['frames']} frames at {r['fps']} fps, falls {r['falls']})")
+
+
+def cmd_viewer(args) -> None:
+    from pg_robotics.viewer import NoDisplay, watch
+
+    if args.commands and len(args.commands) > 1:
+        raise ConfigError("--command: --viewer starts from one command (the keys change it)")
+    try:
+        r = watch(Path(args.run_dir), args.worlds, args.commands[0] if args.commands else (0.0, 0.0, 0.0),
+                  args.duration, args.log, args.screenshot, args.checkpoint,
+                  say=None if args.json else lambda text: print(text, file=sys.stderr, flush=True))
+    except NoDisplay as exc:  # one line, no traceback, no "pgr: error:" prefix
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"viewer: {r['sim_seconds']} s simulated in {r['wall_seconds']} s (real time x{r['real_time_factor']}), "
+          f"{r['frames']} frames at {r['fps']} fps" + (f", screenshot {r['screenshot']}" if "screenshot" in r else ""))
 
 
 def cmd_export(args) -> None:

@@ -61,19 +61,21 @@ def check_seconds(seconds: float, settle: float = 1.0) -> None:
 
 
 def evaluate(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, checkpoint: Path | None = None,
-             backend: str = "mujoco", device: str = "cpu", seed: int = 1) -> dict:
+             backend: str = "mujoco", device: str = "cpu", seed: int = 1, overrides: dict | None = None) -> dict:
     """The run's deterministic policy under its task kind's protocol. `episodes`: worlds per command
-    (locomotion, default 32) or episodes (goal tasks, default 100)."""
+    (locomotion, default 32) or episodes (goal tasks, default 100). `overrides`: task config on top of the run's
+    (locomotion: e.g. another robot model, {"robot": {"mjcf": "other.xml"}}, or flat ground for a rough policy)."""
     if runs.read_recipe(run_dir).kind == "goal":
         return evaluate_goal(run_dir, episodes or 100, checkpoint, seed, backend, device)
-    return evaluate_locomotion(run_dir, episodes or 32, seconds, 1.0, seed, checkpoint, backend, device)
+    return evaluate_locomotion(run_dir, episodes or 32, seconds, 1.0, seed, checkpoint, backend, device, overrides)
 
 
 def evaluate_locomotion(run_dir: Path, episodes: int = 32, seconds: float = 20.0, settle: float = 1.0,
                         seed: int = 1, checkpoint: Path | None = None, backend: str = "mujoco",
-                        device: str = "cpu") -> dict:
+                        device: str = "cpu", overrides: dict | None = None) -> dict:
     check_seconds(seconds, settle)
-    agent, commands = fixed_command_agent(run_dir, COMMANDS, episodes, seconds, seed, checkpoint, backend, device)
+    agent, commands = fixed_command_agent(run_dir, COMMANDS, episodes, seconds, seed, checkpoint, backend, device,
+                                          overrides)
     env, policy = agent.env, agent.act
     n, f = env.num_envs, dict(device=env.device)
     obs = env.observations()
@@ -121,6 +123,67 @@ def evaluate_locomotion(run_dir: Path, episodes: int = 32, seconds: float = 20.0
               "leg_contact": float(leg_contact.sum() / total_all), "per_command": per_command}
     result["meets_criterion"] = meets_criterion(result)
     return result
+
+
+# `pgr eval --terrain`: the difficulty each goal of the rough task names (slopes 20 degrees, rough +-5 cm, stairs 10 cm)
+TERRAIN_GOALS = {"slope_up": 0.8, "slope_down": 0.8, "rough": 0.5, "stairs_up": 1 / 3, "stairs_down": 1 / 3}
+
+
+def evaluate_terrain(run_dir: Path, terrain: str, difficulty: float, episodes: int = 32, seconds: float = 20.0,
+                     speed: float = 0.6, seed: int = 1, checkpoint: Path | None = None, backend: str = "mujoco",
+                     device: str = "cpu", distance: float = 4.0) -> dict:
+    """`episodes` worlds on one tile of type `terrain` at `difficulty` (the run's terrain settings otherwise),
+    commanded `speed` m/s forward, heading +x (up or down the pyramids), for `seconds`: `success_rate` (got
+    `distance` m from the start, or to the tile's edge, without falling), `fall_rate`, tracking error."""
+    from pg_robotics.envs.terrains import TYPES
+
+    if terrain not in TYPES:
+        raise ConfigError(f"--terrain: unknown terrain type {terrain!r} (known: {', '.join(TYPES)}, all)")
+    if not 0.0 <= difficulty <= 1.0:
+        raise ConfigError(f"--difficulty: must be in [0, 1], got {difficulty}")
+    check_seconds(seconds)
+    tile = {"type": "terrain", "terrain": {"types": [terrain], "difficulties": [difficulty], "spawn_offset": 0.0}}
+    overrides = {"ground": tile, "curriculum": {"terms": {"terrain_levels": {"enabled": False}}},
+                 "randomization": {"base_yaw": {"params": {"range": [0.0, 0.0]}}}}
+    recipe = runs.read_recipe(run_dir)
+    if "terrain_levels" not in recipe.task_cfg.curriculum.terms:
+        overrides.pop("curriculum")
+    agent, _ = fixed_command_agent(run_dir, [(speed, 0.0, 0.0)], episodes, seconds, seed, checkpoint, backend, device,
+                                   overrides)
+    env = agent.env
+    n, f = env.num_envs, dict(device=env.device)
+    start = env.state.base_pos[:, :2].clone()
+    edge = env.terrain.cfg.tile_size / 2 - 0.05
+    alive, reached = torch.ones(n, dtype=torch.bool, **f), torch.zeros(n, dtype=torch.bool, **f)
+    lin_err, counted = torch.zeros(n, **f), torch.zeros(n, **f)
+    obs = env.observations()
+    for t in range(int(round(seconds / env.dt))):
+        obs, _, done, info = env.step(agent.act(obs))
+        fell = done & ~info["time_outs"] & alive
+        s = env.state
+        offset = s.base_pos[:, :2] - env.env_origins[:, :2]
+        moved = (s.base_pos[:, :2] - start).norm(dim=1)
+        live = alive & ~done
+        reached |= live & ((moved >= distance) | (offset.abs().amax(dim=1) >= edge))
+        if t * env.dt >= 1.0:
+            lin_err += (s.base_lin_vel[:, :2] - env.commands[:, :2]).norm(dim=1) * (live & ~reached)
+            counted += (live & ~reached).float()
+        alive &= ~fell
+        reached &= alive
+    agent.close()
+    return {"run_dir": str(run_dir), "checkpoint": str(agent.checkpoint), "iteration": agent.iteration,
+            "train_seconds": round(agent.train_seconds, 3), "terrain": terrain, "difficulty": difficulty,
+            "episodes": episodes, "speed": speed, "success_rate": float(reached.float().mean()),
+            "fall_rate": float((~alive).float().mean()),
+            "lin_vel_error": float(lin_err.sum() / counted.sum().clamp(min=1))}
+
+
+def evaluate_terrain_table(run_dir: Path, difficulties=(0.0, 0.25, 0.5, 0.75, 1.0), episodes: int = 16,
+                           **kwargs) -> list[dict]:
+    """`evaluate_terrain` over every type x `difficulties`."""
+    from pg_robotics.envs.terrains import TYPES
+
+    return [evaluate_terrain(run_dir, t, d, episodes, **kwargs) for t in TYPES for d in difficulties]
 
 
 def evaluate_goal(run_dir: Path, episodes: int = 100, checkpoint: Path | None = None, seed: int = 1,

@@ -34,6 +34,15 @@ def choose_gl() -> None:
                           "(an NVIDIA driver); or set MUJOCO_GL yourself")
 
 
+def add_sphere(scene, mujoco, np, pos, reached: bool, radius: float = 0.02) -> None:
+    """The goal marker: a sphere at `pos`, green once reached, red before (if the scene has room)."""
+    if scene.ngeom < scene.maxgeom:
+        rgba = [0.1, 0.9, 0.1, 0.6] if reached else [0.9, 0.2, 0.1, 0.6]
+        mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([radius, 0, 0]),
+                            np.asarray(pos, dtype=float), np.eye(3).flatten(), np.array(rgba, np.float32))
+        scene.ngeom += 1
+
+
 class LocomotionView:
     """A tour of fixed commands, `seconds` each, with a camera tracking the base."""
 
@@ -109,11 +118,7 @@ class GoalView:
                 f"distance {float(info['distance'][0]):.3f} m  {'reached' if self.reached else ''}")
 
     def markers(self, scene, mujoco, np) -> None:
-        if scene.ngeom < scene.maxgeom:
-            rgba = [0.1, 0.9, 0.1, 0.6] if self.reached else [0.9, 0.2, 0.1, 0.6]
-            mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([0.02, 0, 0]),
-                                self.goal, np.eye(3).flatten(), np.array(rgba, np.float32))
-            scene.ngeom += 1
+        add_sphere(scene, mujoco, np, self.goal, self.reached)
 
     def result(self) -> dict:
         return {"episodes": self.frames // self.steps, "successes": self.successes}

@@ -307,3 +307,33 @@ def test_a_perceptive_policy_exports_and_the_runtime_reads_its_height_scan(tmp_p
     broken["observation_terms"][-1]["grid"] = {**term["grid"], "resolution": 0.2}
     with pytest.raises(ContractError, match=r"observation_terms\[6\].dim: height_scan has 54 elements here"):
         parse(broken)
+
+
+def test_pgr_eval_on_terrain_on_flat_ground_and_on_another_model(tmp_path):
+    """`pgr eval --terrain TYPE --difficulty D` (worlds on one tile, 0.6 m/s forward), `--ground plane` (a rough
+    policy on flat ground) and `--model` (the second Go1, envs/robots/go1/go1_alt.xml) run from the CLI; bad values
+    are named."""
+    import json
+
+    run = tmp_path / "run"
+    r = pgr("train", "quadruped-rough", "--max-iterations", "1", "--num-envs", "8", "--no-progress", "--run-dir",
+            str(run), "--set", "task.sim.nthread=1", "--set", "algorithm.num_steps_per_env=8",
+            "--set", "algorithm.actor_hidden=[16]", "--set", "algorithm.critic_hidden=[16]")
+    assert r.returncode == 0, r.stderr
+    r = pgr("eval", str(run), "--terrain", "stairs_up", "--difficulty", "0.3", "--difficulty", "0.6", "--episodes",
+            "3", "--seconds", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(x["terrain"], x["difficulty"], x["episodes"]) for x in rows] == [("stairs_up", 0.3, 3), ("stairs_up", 0.6, 3)]
+    assert all(0 <= x["success_rate"] <= 1 and 0 <= x["fall_rate"] <= 1 for x in rows)
+    assert rows[0]["success_rate"] == 0.0  # an untrained policy does not climb 4 m in 2 s
+    r = pgr("eval", str(run), "--ground", "plane", "--model", "go1/go1_alt.xml", "--episodes", "2", "--seconds", "2",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["per_command"]) == 6
+    for args, message in ((("--terrain", "lava"), "--terrain: unknown terrain type 'lava'"),
+                          (("--terrain", "flat", "--difficulty", "2"), "--difficulty: must be in [0, 1]"),
+                          (("--difficulty", "0.5"), "--difficulty: only with --terrain"),
+                          (("--model", "nothere.xml"), "task.robot.mjcf: no model")):
+        r = pgr("eval", str(run), *args, "--episodes", "1", "--seconds", "2")
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)

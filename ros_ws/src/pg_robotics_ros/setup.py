@@ -24,5 +24,6 @@ setup(
         f"policy_node = {PACKAGE}.policy_node:main",
         f"mujoco_sim_node = {PACKAGE}.sim_node:main",
         f"command_watchdog = {PACKAGE}.watchdog:main",
+        f"keyboard_teleop = {PACKAGE}.teleop:main",
     ], "pg_robotics.commands": [f"ros = {PACKAGE}.commands"]},  # pgr sim2sim, pgr ros, pgr bench faults
 )

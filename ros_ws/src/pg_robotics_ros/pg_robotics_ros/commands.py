@@ -1,4 +1,5 @@
-"""The `pgr` commands this package brings: `pgr sim2sim`, `pgr ros policy|sim|watchdog|call` and `pgr bench faults`.
+"""The `pgr` commands this package brings: `pgr sim2sim`, `pgr ros policy|sim|watchdog|teleop|call` and
+`pgr bench faults`.
 `pgr` finds them through the `pg_robotics.commands` entry point this package registers; pg_robotics itself never
 imports ROS."""
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 NODES = {"policy": ("pg_robotics_ros.policy_node", "the policy node (lifecycle)"),
          "sim": ("pg_robotics_ros.sim_node", "the MuJoCo sim node"),
-         "watchdog": ("pg_robotics_ros.watchdog", "the command watchdog (robot side: damps when commands stop)")}
+         "watchdog": ("pg_robotics_ros.watchdog", "the command watchdog (robot side: damps when commands stop)"),
+         "teleop": ("pg_robotics_ros.teleop", "the keyboard teleop (this terminal's keys -> /cmd_vel)")}
 
 
 def _positive_float(text: str) -> float:
@@ -44,7 +46,8 @@ def add_parsers(sub, bench) -> None:
     faults.add_argument("rest", nargs=argparse.REMAINDER)  # `raw` hands them to pg_robotics_ros.faults
     s2s = sub.add_parser("sim2sim", help="the exported policy walks the MuJoCo sim node through ROS 2 (two processes)")
     s2s.add_argument("--policy", type=Path, required=True, help="an exported policy.onnx")
-    s2s.add_argument("--duration", type=_positive_float, default=20.0, help="measured seconds")
+    s2s.add_argument("--duration", type=_positive_float, help="measured seconds (default 20; --viewer: until the "
+                     "window is closed)")
     s2s.add_argument("--rate-hz", type=_positive_float, default=50.0, help="control rate of the policy node")
     s2s.add_argument("--cmd-vx", type=float, default=0.5)
     s2s.add_argument("--cmd-vy", type=float, default=0.0)
@@ -56,6 +59,9 @@ def add_parsers(sub, bench) -> None:
     s2s.add_argument("--domain-id", type=_domain_id, metavar="N", help="ROS domain of the nodes (default: "
                      "ROS_DOMAIN_ID when set, else a free one in 1..101); printed at start, so ROS 2 tools on this "
                      "host can watch the topics with ROS_DOMAIN_ID=N")
+    s2s.add_argument("--viewer", action="store_true", help="watch and drive it: the sim node's world in MuJoCo's "
+                     "viewer (P push, R reset, ctrl + drag perturb) and this terminal's keys on /cmd_vel (arrows/WASD, "
+                     "Q/E, space: the keys of pgr play --viewer), starting from --cmd-vx/vy/wz")
     s2s.add_argument("--json", action="store_true")
     s2s.set_defaults(handler=sim2sim_command)
 
@@ -92,14 +98,23 @@ def sim2sim_command(args) -> None:
         raise ConfigError(f"--eval: no file {args.eval}")
     from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, compare_with_eval, sim2sim
 
+    if args.viewer:
+        from pg_robotics_ros.sim_viewer import no_display
+
+        if no_display():  # one line, and what works without a display
+            print(f"pgr sim2sim --viewer: {no_display()}; run it without --viewer (it prints the tracking figures)",
+                  file=sys.stderr)
+            raise SystemExit(2)
     try:
         domain, source = choose_domain(args.domain_id)
     except Sim2SimError as exc:
         raise ConfigError(str(exc)) from None
     print(f"pgr sim2sim: ROS domain {domain} ({source}); watch it from this host with ROS_DOMAIN_ID={domain} "
           f"(e.g. ROS_DOMAIN_ID={domain} ros2 topic echo /odom)", file=sys.stderr, flush=True)
+    if args.viewer:
+        return sim2sim_viewer_command(args, domain)
     try:
-        result = sim2sim(args.policy, args.duration, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
+        result = sim2sim(args.policy, args.duration or 20.0, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
                          settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir,
                          domain_id=domain)
         if args.eval:
@@ -112,6 +127,22 @@ def sim2sim_command(args) -> None:
         return
     for key, value in result.items():
         print(f"{key:<22} {value}")
+
+
+def sim2sim_viewer_command(args, domain: int) -> None:
+    from pg_robotics.deploy.teleop import HELP
+    from pg_robotics_ros.sim2sim import Sim2SimError
+    from pg_robotics_ros.sim2sim_viewer import watch
+
+    print(f"pgr sim2sim --viewer: keys here drive /cmd_vel ({HELP}); in the window: P push, R reset, ctrl + drag "
+          f"perturb; close the window or Ctrl-C to end", file=sys.stderr, flush=True)
+    try:
+        result = watch(args.policy, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz), args.duration,
+                       args.log_dir, domain)
+    except Sim2SimError as exc:
+        print(f"pgr sim2sim: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(result) if args.json else "\n".join(f"{k:<22} {v}" for k, v in result.items()))
 
 
 def call_command(args) -> None:

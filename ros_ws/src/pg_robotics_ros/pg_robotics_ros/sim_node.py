@@ -4,13 +4,15 @@ deadlines. Each physics step it applies the newest `/joint_position_controller/c
 `/joint_states` (stamped), `/imu/data` (base orientation x, y, z, w and gyro in the base frame) and ground-truth
 `/odom` (pose in the world, twist in the base frame). A fall (trunk on the ground, or upside down: training's
 terminations) is counted and the robot is put back standing. Optional pushes: `push_interval_s` > 0 adds a random
-horizontal base velocity up to `push_velocity` m/s.
+horizontal base velocity up to `push_velocity` m/s. `viewer:=true` shows the world in MuJoCo's viewer (`sim_viewer`:
+P pushes by `push_velocity`, R resets, ctrl + drag perturbs).
 
 Run: `python -m pg_robotics_ros.sim_node --ros-args -p policy:=policy.onnx` (or `pgr ros sim ...`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter
@@ -43,6 +45,7 @@ PARAMETERS = {
     "push_velocity": 0.5,
     "seed": 0,
     "diagnostics_period_s": 1.0,
+    "viewer": False,  # MuJoCo's interactive viewer on this world (needs a display)
 }
 
 
@@ -97,6 +100,11 @@ class MujocoSimNode(Node):
         self._imu.linear_acceleration_covariance[0] = -1.0  # not provided
         self._odom = Odometry()
         self._odom.header.frame_id, self._odom.child_frame_id = "odom", "base_link"
+        self.viewer = None
+        if p("viewer"):
+            from .sim_viewer import SimViewer
+
+            self.viewer = SimViewer(self)
         self.loop = PeriodicLoop(1.0 / m.opt.timestep, self._tick, name="sim_loop")
         self._started = time.monotonic()
         self.loop.start()
@@ -118,12 +126,21 @@ class MujocoSimNode(Node):
         self._target = cmd[self.cmd_index]
 
     def _tick(self) -> None:
+        with self.viewer.lock() if self.viewer else contextlib.nullcontext():  # the viewer reads this data
+            self._step()
+        self._publish(self.data)
+
+    def _step(self) -> None:
         m, d = self.model, self.data
         d.ctrl[:] = self._target
+        asked = self.viewer.requests if self.viewer else []
+        while asked:
+            if asked.pop(0) == "reset":
+                self._reset()
+            else:
+                self._push(self.push_velocity)
         if self.push_every and self.steps % self.push_every == self.push_every - 1:
-            angle = self.rng.uniform(0, 2 * math.pi)
-            d.qvel[0:2] += self.rng.uniform(0, self.push_velocity) * np.array([math.cos(angle), math.sin(angle)])
-            self.pushes += 1
+            self._push()
         mujoco.mj_step(m, d)
         self.steps += 1
         quat = d.qpos[3:7]  # w, x, y, z
@@ -132,7 +149,14 @@ class MujocoSimNode(Node):
             self.falls += 1
             if self.reset_on_fall:
                 self._reset()
-        self._publish(d)
+
+    def _push(self, velocity: float | None = None) -> None:
+        """Add `velocity` m/s (default: random, up to `push_velocity`) to the base, horizontally, in a random
+        direction."""
+        angle = self.rng.uniform(0, 2 * math.pi)
+        velocity = self.rng.uniform(0, self.push_velocity) if velocity is None else velocity
+        self.data.qvel[0:2] += velocity * np.array([math.cos(angle), math.sin(angle)])
+        self.pushes += 1
 
     def _publish(self, d: mujoco.MjData) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -175,6 +199,8 @@ class MujocoSimNode(Node):
 
     def close(self) -> None:
         self.loop.stop()
+        if self.viewer:
+            self.viewer.close()
 
 
 def main(args: list[str] | None = None) -> int:
