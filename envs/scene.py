@@ -411,18 +411,32 @@ def save(task: str, overrides: dict | None, out: str | Path) -> Path:
     return out
 
 
-def sim_model(ref: str) -> mujoco.MjModel:
+def sim_model(ref: str, terrain=None) -> mujoco.MjModel:
     """The model a one-world simulator (the ROS 2 sim node) plays: `ref` is a robot preset (a shipped robot's name
     or a preset YAML) or a shipped robot's MJCF name (``go1.xml``), composed into the legged scene training uses;
-    or the path of a complete scene MJCF (with actuators, e.g. from ``pgr scene``), loaded as it is."""
+    or the path of a complete scene MJCF (with actuators, e.g. from ``pgr scene``), loaded as it is.
+    `terrain` (a `TerrainCfg`, robots composed here only) puts the robot on that generated terrain instead of the
+    plane, its home pose at the first tile's spawn point (centre, on the surface)."""
     from .robots import load, preset_file, resolve_mjcf, shipped
 
     name = Path(ref).name
     stem = name[:-4] if name.endswith(".xml") else name
-    if preset_file(ref) is not None and not ref.endswith(".xml"):
-        return legged_scene(load(ref, "mjcf")).compile()
-    if stem in shipped() and not Path(ref).is_file():
-        return legged_scene(load(stem, "mjcf")).compile()
+    composed = preset_file(ref) is not None and not ref.endswith(".xml") or stem in shipped() and not Path(ref).is_file()
+    if composed:
+        cfg = load(ref if preset_file(ref) is not None and not ref.endswith(".xml") else stem, "mjcf")
+        if terrain is None:
+            return legged_scene(cfg).compile()
+        from .terrains import generate
+
+        ground = generate(terrain)
+        model = legged_scene(cfg, "terrain", terrain=ground).compile()
+        base = model.body(cfg.base_body).id
+        if model.body_jntnum[base] and model.jnt_type[model.body_jntadr[base]] == int(JOINT.mjJNT_FREE):
+            adr = model.jnt_qposadr[model.body_jntadr[base]]
+            model.key_qpos[0, adr:adr + 3] += ground.origins[0, 0]
+        return model
+    if terrain is not None:
+        raise ConfigError(f"mjcf: {ref} is a complete scene: a terrain goes with a robot preset or a shipped robot")
     model = mujoco.MjModel.from_xml_path(str(resolve_mjcf(ref)))
     if model.nu == 0:
         raise ConfigError(f"mjcf: {ref} has no actuators (a robot-only MJCF): give its preset YAML instead")

@@ -362,3 +362,22 @@ def test_the_sim_node_model_is_the_training_scene(repo_go1):
     assert sim_model(str(repo_go1)).sensor("base_collision_force").dim[0] == 3
     with pytest.raises(ConfigError, match="repo_go1.xml has no actuators"):
         sim_model(str(repo_go1.parent / "repo_go1.xml"))
+
+
+def test_the_sim_node_model_on_a_terrain_tile_starts_standing_on_its_surface():
+    from pg_robotics.envs.terrains import TerrainCfg, generate
+
+    cfg = TerrainCfg(types=["stairs_up"], difficulties=[0.5], seed=2)
+    model, origin = sim_model("go1", cfg), generate(cfg).origins[0, 0]
+    assert model.body("terrain").geomnum > 10 and model.ngeom > sim_model("go1").ngeom  # the tile's stair boxes
+    home = model.key_qpos[0]
+    np.testing.assert_allclose(home[:3], origin + [0, 0, load("go1").init_height], atol=1e-9)
+    assert origin[2] < -0.3  # climbing up from the centre: it starts at the bottom of the pit, below the plane
+    data = mujoco.MjData(model)
+    mujoco.mj_resetDataKeyframe(model, data, 0)
+    for _ in range(200):  # 1 s holding the home pose: it lands on the bottom step and stays up
+        mujoco.mj_step(model, data)
+    assert 0.15 < data.qpos[2] - origin[2] < load("go1").init_height + 0.01
+    np.testing.assert_allclose(data.qpos[:2], origin[:2], atol=0.15)  # it settles, it does not slide off
+    with pytest.raises(ConfigError, match="is a complete scene: a terrain goes with a robot preset"):
+        sim_model(str(resolve_mjcf("go1.xml").parent / "go1_alt.xml"), cfg)

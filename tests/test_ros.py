@@ -181,11 +181,13 @@ def test_killing_the_sim_node_does_not_crash_the_policy_node(ros, policy):
 
 def test_sim2sim_reports_tracking_and_timing_on_the_domain_it_prints(ros, policy, tmp_path, monkeypatch):
     """`--domain-id N` (over ROS_DOMAIN_ID), printed at start; another process on that domain (here the harness,
-    standing in for the user's own ROS tools) hears the policy node's commands and both nodes' diagnostics."""
+    standing in for the user's own ROS tools) hears the policy node's commands and both nodes' diagnostics. The
+    sim node plays a generated terrain tile (`--terrain`) instead of the plane."""
     monkeypatch.setenv("ROS_DOMAIN_ID", str((ros.domain_id + 1) % 233))  # --domain-id wins over it
     proc = subprocess.Popen([sys.executable, "-m", "pg_robotics.cli", "sim2sim", "--policy", str(policy),
                              "--duration", "3", "--settle", "0", "--log-dir", str(tmp_path / "logs"), "--json",
-                             "--domain-id", str(ros.domain_id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--domain-id", str(ros.domain_id), "--terrain", "slope_up", "--difficulty", "0.4",
+                             "--terrain-seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
     def heard() -> bool:
@@ -214,6 +216,8 @@ def test_sim2sim_reports_tracking_and_timing_on_the_domain_it_prints(ros, policy
     assert r["odom_samples"] > 3 * 100 and r["lin_vel_error"] >= 0 and r["falls"] >= 0
     assert 0 < r["latency_p99_ms"] < 1000 and r["sim_real_time_factor"] > 0.5
     assert "configured" in (tmp_path / "logs" / "policy_node.log").read_text()
+    assert r["ground"] == "slope_up (difficulty 0.4, seed 3)"
+    assert "on slope_up terrain (difficulty 0.4, seed 3)" in (tmp_path / "logs" / "mujoco_sim_node.log").read_text()
 
 
 def test_sim2sim_domain_is_the_flag_else_ros_domain_id_else_a_free_one(ros):
@@ -246,6 +250,10 @@ def test_sim2sim_and_ros_call_refuse_bad_input(tmp_path, monkeypatch):
         result = pgr("sim2sim", "--policy", str(tmp_path / "p.onnx"))
     assert result.returncode == 2 and "ROS_DOMAIN_ID: '999' is not a ROS 2 domain id" in result.stderr
     assert "pass --domain-id N" in result.stderr
+    result = pgr("sim2sim", "--policy", str(tmp_path / "p.onnx"), "--terrain", "lava")
+    assert result.returncode == 2 and "--terrain: unknown terrain type 'lava' (known: flat, rough" in result.stderr
+    result = pgr("sim2sim", "--policy", str(tmp_path / "p.onnx"), "--terrain", "rough", "--difficulty", "1.5")
+    assert result.returncode == 2 and "--difficulty: must be in [0, 1], got 1.5" in result.stderr
     result = pgr("ros", "call", "activate", "--node", "no_such_node", "--timeout", "1")
     assert result.returncode == 1 and "timed out" in result.stderr
 

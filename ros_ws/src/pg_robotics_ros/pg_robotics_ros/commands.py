@@ -54,6 +54,10 @@ def add_parsers(sub, bench) -> None:
     s2s.add_argument("--cmd-wz", type=float, default=0.0)
     s2s.add_argument("--settle", type=float, default=1.0, help="seconds after the soft start before measuring")
     s2s.add_argument("--push-interval", type=float, default=0.0, help="push the robot every N seconds (0: never)")
+    s2s.add_argument("--terrain", metavar="TYPE", help="the sim node's robot on one generated tile of this terrain "
+                     "type (as pgr eval --terrain: rough, slope_up, stairs_up, ...) instead of the plane")
+    s2s.add_argument("--difficulty", type=float, default=0.5, help="with --terrain: in [0, 1]")
+    s2s.add_argument("--terrain-seed", type=int, default=0, help="with --terrain: the generator's seed")
     s2s.add_argument("--eval", type=Path, metavar="EVAL.json", help="`pgr eval --out` result to compare with")
     s2s.add_argument("--log-dir", type=Path, help="node logs (default: beside the policy, sim2sim_logs/)")
     s2s.add_argument("--domain-id", type=_domain_id, metavar="N", help="ROS domain of the nodes (default: "
@@ -96,7 +100,14 @@ def sim2sim_command(args) -> None:
         raise ConfigError(f"--policy: no file {args.policy}")
     if args.eval is not None and not args.eval.is_file():
         raise ConfigError(f"--eval: no file {args.eval}")
-    from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, compare_with_eval, sim2sim
+    if args.terrain is not None:
+        from pg_robotics.envs.terrains import TYPES
+
+        if args.terrain not in TYPES:
+            raise ConfigError(f"--terrain: unknown terrain type {args.terrain!r} (known: {', '.join(TYPES)})")
+        if not 0.0 <= args.difficulty <= 1.0:
+            raise ConfigError(f"--difficulty: must be in [0, 1], got {args.difficulty}")
+    from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, compare_with_eval, sim2sim, terrain_params
 
     if args.viewer:
         from pg_robotics_ros.sim_viewer import no_display
@@ -112,11 +123,12 @@ def sim2sim_command(args) -> None:
     print(f"pgr sim2sim: ROS domain {domain} ({source}); watch it from this host with ROS_DOMAIN_ID={domain} "
           f"(e.g. ROS_DOMAIN_ID={domain} ros2 topic echo /odom)", file=sys.stderr, flush=True)
     if args.viewer:
-        return sim2sim_viewer_command(args, domain)
+        return sim2sim_viewer_command(args, domain, terrain_params(args.terrain, args.difficulty, args.terrain_seed))
     try:
         result = sim2sim(args.policy, args.duration or 20.0, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz),
                          settle_s=args.settle, push_interval_s=args.push_interval, log_dir=args.log_dir,
-                         domain_id=domain)
+                         domain_id=domain, terrain=args.terrain, difficulty=args.difficulty,
+                         terrain_seed=args.terrain_seed)
         if args.eval:
             result.update(compare_with_eval(result, args.eval))
     except Sim2SimError as exc:
@@ -129,7 +141,7 @@ def sim2sim_command(args) -> None:
         print(f"{key:<22} {value}")
 
 
-def sim2sim_viewer_command(args, domain: int) -> None:
+def sim2sim_viewer_command(args, domain: int, ground: dict) -> None:
     from pg_robotics.deploy.teleop import HELP
     from pg_robotics_ros.sim2sim import Sim2SimError
     from pg_robotics_ros.sim2sim_viewer import watch
@@ -138,7 +150,7 @@ def sim2sim_viewer_command(args, domain: int) -> None:
           f"perturb; close the window or Ctrl-C to end", file=sys.stderr, flush=True)
     try:
         result = watch(args.policy, args.rate_hz, (args.cmd_vx, args.cmd_vy, args.cmd_wz), args.duration,
-                       args.log_dir, domain)
+                       args.log_dir, domain, ground=ground)
     except Sim2SimError as exc:
         print(f"pgr sim2sim: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

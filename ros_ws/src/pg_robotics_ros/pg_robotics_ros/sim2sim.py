@@ -181,9 +181,15 @@ def tracking(odom: np.ndarray, command: tuple[float, float, float]) -> dict:
             "ang_vel_error": round(float(np.abs(odom[:, 4] - command[2]).mean()), 4), "odom_samples": len(odom)}
 
 
+def terrain_params(terrain: str | None, difficulty: float = 0.5, seed: int = 0) -> dict:
+    """The sim node's parameters for one generated terrain tile under the robot (none: the plane)."""
+    return {"terrain": terrain, "terrain_difficulty": float(difficulty), "terrain_seed": int(seed)} if terrain else {}
+
+
 def sim2sim(policy: Path, duration: float = 20.0, rate_hz: float = 50.0, command=(0.5, 0.0, 0.0),
             settle_s: float = 1.0, push_interval_s: float = 0.0, log_dir: Path | None = None,
-            domain_id: int | None = None, startup_timeout: float = 60.0) -> dict:
+            domain_id: int | None = None, startup_timeout: float = 60.0, terrain: str | None = None,
+            difficulty: float = 0.5, terrain_seed: int = 0) -> dict:
     policy = Path(policy).resolve()
     if not policy.is_file():
         raise Sim2SimError(f"--policy: no file {policy}")
@@ -198,8 +204,10 @@ def sim2sim(policy: Path, duration: float = 20.0, rate_hz: float = 50.0, command
     procs = []
     driver = Driver(domain_id, tuple(command))
     try:
+        ground = terrain_params(terrain, difficulty, terrain_seed)
         procs.append((start_node("sim_node", {"policy": policy, "physics_dt": physics_dt,
-                                              "push_interval_s": push_interval_s}, domain_id, sim_log), sim_log))
+                                              "push_interval_s": push_interval_s, **ground}, domain_id, sim_log),
+                      sim_log))
         procs.append((start_node("policy_node", {"policy": policy, "rate_hz": float(rate_hz),
                                                  "soft_start_s": SOFT_START_S}, domain_id, policy_log), policy_log))
         driver.wait_for("the sim node's /odom", lambda: driver.odom_seen, startup_timeout, procs)
@@ -222,6 +230,7 @@ def sim2sim(policy: Path, duration: float = 20.0, rate_hz: float = 50.0, command
             stop_node(proc)
         driver.close()
     result = {"policy": str(policy), "command": list(command), "duration_s": duration, "rate_hz": rate_hz,
+              "ground": f"{terrain} (difficulty {difficulty:g}, seed {terrain_seed})" if terrain else "plane",
               **tracking(np.asarray(driver.odom), command),
               "falls": sim["falls"] - start_diag["falls"],
               "control_rate_hz": pol["rate_hz"], "period_jitter_p99_ms": pol["period_jitter_p99_ms"],

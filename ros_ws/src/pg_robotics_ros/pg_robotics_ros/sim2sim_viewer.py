@@ -14,7 +14,8 @@ from .sim2sim import SOFT_START_S, Sim2SimError, choose_domain, start_node, stop
 
 
 def watch(policy: Path, rate_hz: float = 50.0, command=(0.0, 0.0, 0.0), duration: float | None = None,
-          log_dir: Path | None = None, domain_id: int | None = None, startup_timeout: float = 60.0) -> dict:
+          log_dir: Path | None = None, domain_id: int | None = None, startup_timeout: float = 60.0,
+          ground: dict | None = None) -> dict:
     policy = Path(policy).resolve()
     if not policy.is_file():
         raise Sim2SimError(f"--policy: no file {policy}")
@@ -22,7 +23,7 @@ def watch(policy: Path, rate_hz: float = 50.0, command=(0.0, 0.0, 0.0), duration
     log_dir = Path(log_dir or policy.parent / "sim2sim_logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     nodes = (("sim_node", "mujoco_sim_node", {"policy": policy, "physics_dt": min(0.005, 1.0 / rate_hz),
-                                              "viewer": True}),
+                                              "viewer": True, **(ground or {})}),
              ("policy_node", "policy_node", {"policy": policy, "rate_hz": float(rate_hz),
                                              "soft_start_s": SOFT_START_S, "autostart": True}),
              ("teleop", "keyboard_teleop", dict(zip(("vx", "vy", "wz"), (float(v) for v in command)))))

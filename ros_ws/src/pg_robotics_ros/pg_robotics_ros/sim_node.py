@@ -27,6 +27,7 @@ from std_msgs.msg import Float64MultiArray
 
 from pg_robotics.deploy.policy import Policy
 from pg_robotics.envs.scene import sim_model
+from pg_robotics.envs.terrains import TerrainCfg
 from pg_robotics.envs.backends.mujoco_cpu import set_pd_gains
 
 from . import common
@@ -46,6 +47,9 @@ PARAMETERS = {
     "seed": 0,
     "diagnostics_period_s": 1.0,
     "viewer": False,  # MuJoCo's interactive viewer on this world (needs a display)
+    "terrain": "",  # a terrain type (envs/terrains: rough, stairs_up, ...): one generated tile under the robot; "" = plane
+    "terrain_difficulty": 0.5,  # in [0, 1]
+    "terrain_seed": 0,
 }
 
 
@@ -55,7 +59,12 @@ class MujocoSimNode(Node):
         for name, default in PARAMETERS.items():
             self.declare_parameter(name, default)
         p = lambda name: common.param(self, name)  # noqa: E731
-        m = self.model = sim_model(p("mjcf"))
+        terrain = None
+        if p("terrain"):
+            if not 0.0 <= p("terrain_difficulty") <= 1.0:
+                raise ValueError(f"terrain_difficulty: must be in [0, 1], got {p('terrain_difficulty')}")
+            terrain = TerrainCfg(types=[p("terrain")], difficulties=[p("terrain_difficulty")], seed=p("terrain_seed"))
+        m = self.model = sim_model(p("mjcf"), terrain)
         if not p("physics_dt") > 0:
             raise ValueError(f"physics_dt: must be > 0, got {p('physics_dt')}")
         m.opt.timestep = p("physics_dt")
@@ -108,7 +117,9 @@ class MujocoSimNode(Node):
         self.loop = PeriodicLoop(1.0 / m.opt.timestep, self._tick, name="sim_loop")
         self._started = time.monotonic()
         self.loop.start()
-        self.get_logger().info(f"simulating {p('mjcf')} at {1 / m.opt.timestep:g} Hz in real time")
+        where = f" on {p('terrain')} terrain (difficulty {p('terrain_difficulty'):g}, seed {p('terrain_seed')})" \
+            if terrain else ""
+        self.get_logger().info(f"simulating {p('mjcf')}{where} at {1 / m.opt.timestep:g} Hz in real time")
 
     def _reset(self) -> None:
         d = self.data
