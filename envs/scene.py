@@ -383,6 +383,14 @@ def legged_scene(cfg: RobotCfg, ground: str = "plane", friction: tuple[float, fl
     return scene
 
 
+def free_joint(model: mujoco.MjModel, body: str) -> int | None:
+    """The id of the free joint that floats `body`, or None when the body is fixed."""
+    b = model.body(body).id
+    if model.body_jntnum[b] and model.jnt_type[model.body_jntadr[b]] == int(JOINT.mjJNT_FREE):
+        return int(model.body_jntadr[b])
+    return None
+
+
 def add_home_key(scene: Scene) -> None:
     """A ``home`` keyframe: the preset's default pose, the floating base at its reset height, targets at the pose."""
     robot = scene.robot
@@ -391,10 +399,9 @@ def add_home_key(scene: Scene) -> None:
     default = robot.table("default_joint_pos")
     for joint, q in zip(robot.joints, default):
         qpos[model.joint(joint).qposadr[0]] = q
-    base = model.body(robot.cfg.base_body).id
-    if model.body_jntnum[base] and model.jnt_type[model.body_jntadr[base]] == int(JOINT.mjJNT_FREE):
-        adr = model.jnt_qposadr[model.body_jntadr[base]]
-        qpos[adr + 2] = robot.cfg.init_height
+    free = free_joint(model, robot.cfg.base_body)
+    if free is not None:
+        qpos[model.jnt_qposadr[free] + 2] = robot.cfg.init_height
     ctrl = default if robot.cfg.actuator == "position" else [0.0] * len(default)
     scene.spec.add_key(name="home", qpos=list(qpos), ctrl=list(ctrl))
 
@@ -421,23 +428,27 @@ def sim_model(ref: str, terrain=None) -> mujoco.MjModel:
 
     name = Path(ref).name
     stem = name[:-4] if name.endswith(".xml") else name
-    composed = preset_file(ref) is not None and not ref.endswith(".xml") or stem in shipped() and not Path(ref).is_file()
-    if composed:
-        cfg = load(ref if preset_file(ref) is not None and not ref.endswith(".xml") else stem, "mjcf")
-        if terrain is None:
-            return legged_scene(cfg).compile()
-        from .terrains import generate
-
-        ground = generate(terrain)
-        model = legged_scene(cfg, "terrain", terrain=ground).compile()
-        base = model.body(cfg.base_body).id
-        if model.body_jntnum[base] and model.jnt_type[model.body_jntadr[base]] == int(JOINT.mjJNT_FREE):
-            adr = model.jnt_qposadr[model.body_jntadr[base]]
-            model.key_qpos[0, adr:adr + 3] += ground.origins[0, 0]
+    if preset_file(ref) is not None and not ref.endswith(".xml"):
+        robot = ref
+    elif stem in shipped() and not Path(ref).is_file():
+        robot = stem
+    else:  # a complete scene, loaded as it is
+        if terrain is not None:
+            raise ConfigError(f"mjcf: {ref} is a complete scene: a terrain goes with a robot preset or a shipped "
+                              f"robot")
+        model = mujoco.MjModel.from_xml_path(str(resolve_mjcf(ref)))
+        if model.nu == 0:
+            raise ConfigError(f"mjcf: {ref} has no actuators (a robot-only MJCF): give its preset YAML instead")
         return model
-    if terrain is not None:
-        raise ConfigError(f"mjcf: {ref} is a complete scene: a terrain goes with a robot preset or a shipped robot")
-    model = mujoco.MjModel.from_xml_path(str(resolve_mjcf(ref)))
-    if model.nu == 0:
-        raise ConfigError(f"mjcf: {ref} has no actuators (a robot-only MJCF): give its preset YAML instead")
+    cfg = load(robot, "mjcf")
+    if terrain is None:
+        return legged_scene(cfg).compile()
+    from .terrains import generate
+
+    ground = generate(terrain)
+    model = legged_scene(cfg, "terrain", terrain=ground).compile()
+    free = free_joint(model, cfg.base_body)
+    if free is not None:  # the home pose on the tile's spawn point
+        adr = model.jnt_qposadr[free]
+        model.key_qpos[0, adr:adr + 3] += ground.origins[0, 0]
     return model

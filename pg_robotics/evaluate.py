@@ -135,12 +135,9 @@ def evaluate_terrain(run_dir: Path, terrain: str, difficulty: float, episodes: i
     """`episodes` worlds on one tile of type `terrain` at `difficulty` (the run's terrain settings otherwise),
     commanded `speed` m/s forward, heading +x (up or down the pyramids), for `seconds`: `success_rate` (got
     `distance` m from the start, or to the tile's edge, without falling), `fall_rate`, tracking error."""
-    from pg_robotics.envs.terrains import TYPES
+    from pg_robotics.envs.terrains import check_tile
 
-    if terrain not in TYPES:
-        raise ConfigError(f"--terrain: unknown terrain type {terrain!r} (known: {', '.join(TYPES)}, all)")
-    if not 0.0 <= difficulty <= 1.0:
-        raise ConfigError(f"--difficulty: must be in [0, 1], got {difficulty}")
+    check_tile(terrain, difficulty, known_also=", all")
     check_seconds(seconds)
     tile = {"type": "terrain", "terrain": {"types": [terrain], "difficulties": [difficulty], "spawn_offset": 0.0}}
     overrides = {"ground": tile, "curriculum": {"terms": {"terrain_levels": {"enabled": False}}},

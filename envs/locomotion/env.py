@@ -20,7 +20,7 @@ from .. import rotations
 from ..backends import make_backend
 from ..cat import ConstraintsAsTerminations
 from ..config import ConfigError
-from ..scene import Scene, legged_scene
+from ..scene import Scene, free_joint, legged_scene
 from .. import terrains
 from ..terrains import generate
 from . import commands as command_terms
@@ -100,12 +100,12 @@ class LeggedEnv:
         self.joint_names = list(robot.joints)
         self.num_actions = len(self.joint_names)
         f = dict(dtype=torch.float32, device=self.device)
-        base = model.body(r.base_body).id
-        if not (model.body_jntnum[base] and model.jnt_type[model.body_jntadr[base]] == 0):  # mjJNT_FREE
+        free = free_joint(model, r.base_body)
+        if free is None:
             raise ConfigError(f"task.robot.floating_base: {self.task} needs a free-floating base, {r.base_body!r} "
                               f"is fixed (set floating_base: true)")
-        self.base_qpos_adr = int(model.jnt_qposadr[model.body_jntadr[base]])
-        self.base_dof_adr = int(model.jnt_dofadr[model.body_jntadr[base]])
+        self.base_qpos_adr = int(model.jnt_qposadr[free])
+        self.base_dof_adr = int(model.jnt_dofadr[free])
         self.default_joint_pos = torch.tensor(robot.table("default_joint_pos"), **f)
         self.kp = [float(v or 0.0) for v in robot.table("kp", required=False)]
         self.kd = [float(v or 0.0) for v in robot.table("kd", required=False)]

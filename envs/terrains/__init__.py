@@ -111,6 +111,17 @@ def bilinear(grid, fx, fy):
             + (grid[i, j + 1] * (1 - tx) + grid[i + 1, j + 1] * tx) * ty)
 
 
+def check_tile(terrain: str, difficulty: float, known_also: str = "") -> None:
+    """One tile asked for on the command line (`--terrain TYPE --difficulty D`): errors name the flag.
+    `known_also` is appended to the list of known types in the message (e.g. ", all")."""
+    from ..config import ConfigError
+
+    if terrain not in TYPES:
+        raise ConfigError(f"--terrain: unknown terrain type {terrain!r} (known: {', '.join(TYPES)}{known_also})")
+    if not 0.0 <= difficulty <= 1.0:
+        raise ConfigError(f"--difficulty: must be in [0, 1], got {difficulty}")
+
+
 def row_difficulty(cfg: TerrainCfg, level: int) -> float:
     return cfg.difficulties[level] if cfg.difficulties else level / max(1, cfg.levels - 1)
 

@@ -101,12 +101,9 @@ def sim2sim_command(args) -> None:
     if args.eval is not None and not args.eval.is_file():
         raise ConfigError(f"--eval: no file {args.eval}")
     if args.terrain is not None:
-        from pg_robotics.envs.terrains import TYPES
+        from pg_robotics.envs.terrains import check_tile
 
-        if args.terrain not in TYPES:
-            raise ConfigError(f"--terrain: unknown terrain type {args.terrain!r} (known: {', '.join(TYPES)})")
-        if not 0.0 <= args.difficulty <= 1.0:
-            raise ConfigError(f"--difficulty: must be in [0, 1], got {args.difficulty}")
+        check_tile(args.terrain, args.difficulty)
     from pg_robotics_ros.sim2sim import Sim2SimError, choose_domain, compare_with_eval, sim2sim, terrain_params
 
     if args.viewer:

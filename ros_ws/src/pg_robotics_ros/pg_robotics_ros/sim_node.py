@@ -47,7 +47,7 @@ PARAMETERS = {
     "seed": 0,
     "diagnostics_period_s": 1.0,
     "viewer": False,  # MuJoCo's interactive viewer on this world (needs a display)
-    "terrain": "",  # a terrain type (envs/terrains: rough, stairs_up, ...): one generated tile under the robot; "" = plane
+    "terrain": "",  # a terrain type (envs/terrains: rough, stairs_up, ...): one generated tile under it; "" = plane
     "terrain_difficulty": 0.5,  # in [0, 1]
     "terrain_seed": 0,
 }
@@ -61,9 +61,12 @@ class MujocoSimNode(Node):
         p = lambda name: common.param(self, name)  # noqa: E731
         terrain = None
         if p("terrain"):
-            if not 0.0 <= p("terrain_difficulty") <= 1.0:
-                raise ValueError(f"terrain_difficulty: must be in [0, 1], got {p('terrain_difficulty')}")
-            terrain = TerrainCfg(types=[p("terrain")], difficulties=[p("terrain_difficulty")], seed=p("terrain_seed"))
+            try:  # TerrainCfg checks the type and the difficulty
+                terrain = TerrainCfg(types=[p("terrain")], difficulties=[p("terrain_difficulty")],
+                                     seed=p("terrain_seed"))
+            except ValueError as exc:
+                given = f"terrain={p('terrain')!r}, terrain_difficulty={p('terrain_difficulty')}"
+                raise ValueError(f"{given}: {exc}") from None
         m = self.model = sim_model(p("mjcf"), terrain)
         if not p("physics_dt") > 0:
             raise ValueError(f"physics_dt: must be > 0, got {p('physics_dt')}")
