@@ -314,8 +314,8 @@ def stop_signal(rig: Rig, proc, sig: int) -> dict:
     rig.sway.amplitude = 0.0
     rig.sway.default = rig.sway.default + 0.1  # stands 0.1 rad away from the policy's pose
     rig.run_commands(20)
-    rig.run_until("the watchdog relaying this node", lambda: any(  # DDS discovery of a new node can lag
-        np.array_equal(rig.robot.commands[-1][1], c) for _, c in rig.raw[-5:]))
+    rig.run_until("the watchdog relaying this node", lambda: bool(rig.robot.commands) and any(  # DDS discovery
+        np.array_equal(rig.robot.commands[-1][1], c) for _, c in rig.raw[-5:]))  # of a new node can lag
     raw_before = len(rig.raw)
     t_fault = time.monotonic()
     proc.send_signal(sig)
