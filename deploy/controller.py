@@ -61,8 +61,9 @@ class Controller:
                        *(("height_scan",) if "height_scan" in terms else ()))
         self._stamp_fields = tuple(STAMP_FIELDS[name] for name in self.inputs)
         self._usual_inputs = self.inputs in (("joint_states",), ("joint_states", "imu"))  # _take_all_new's cases
-        self.counters = {"steps": 0, "bad_state": 0, "out_of_order": 0, "reanchored": 0, "bad_stamp": 0,
-                         "command_clipped": 0, **{f"stale_{name}": 0 for name in self.inputs}}
+        # policy_runs: the periods the policy ran (not held, damped or e-stopped), what says "it is running"
+        self.counters = {"steps": 0, "policy_runs": 0, "bad_state": 0, "out_of_order": 0, "reanchored": 0,
+                         "bad_stamp": 0, "command_clipped": 0, **{f"stale_{name}": 0 for name in self.inputs}}
         self.last_error = ""
         self._gate_list = [StampGate() for _ in self.inputs]  # one per input, in `inputs` order
         self.reset()
@@ -176,6 +177,7 @@ class Controller:
                 run = False
             if run:
                 targets = self._run_policy()
+                c["policy_runs"] += 1
         out = self.safety.apply(targets, measured, bool(self.stale))
         steps = c["steps"]
         self._latency[steps % len(self._latency)] = time.perf_counter_ns() - t0

@@ -85,7 +85,8 @@ def test_an_exception_in_the_tick_leaves_the_node_safe_inactive_and_reported(ros
     ros.spin_for(0.5, every=rig.tick)  # longer than cmd_vel_timeout_s: the fault's cause, the command, is gone
     since = len(rig.raw)
     ros.call("policy_node", "activate")  # the operator's reset: the policy runs again
-    rig.run_until("the policy running again", lambda: len(rig.raw) > since + 20 and rig.changing())
+    rig.run_until("commands after the reset", lambda: len(rig.raw) > since + 20)
+    rig.wait_running("the policy running again")
     assert rig.measured(rig.raw[rig.activated(since)][1])
     values, message, level = rig.diagnostics()
     assert message == "active" and level == 0 and values["fault"] == ""
