@@ -20,7 +20,7 @@ class TaskSpec:
     env: str  # "module:Class", relative to this package
     config: str  # "module:Class" of the task's config dataclass
     robot: str
-    kind: str  # "locomotion" | "goal"
+    kind: str  # "locomotion" | "goal" | "gym" (a gymnasium env with vector observations)
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -49,8 +49,12 @@ def _load(ref: str) -> Any:
 
 
 def task_spec(name: str) -> TaskSpec:
-    if name.startswith("gym:"):  # any registered gymnasium GoalEnv, through the adapter
-        return TaskSpec(name, "gymnasium GoalEnv", "gym_goal:GymGoalEnv", "gym_goal:GymGoalCfg", "gym", "goal")
+    if name.startswith("gym:"):  # any registered gymnasium env, through the adapter of its kind
+        from .gym_vector import gym_kind
+
+        if gym_kind(name[4:]) == "goal":
+            return TaskSpec(name, "gymnasium GoalEnv", "gym_goal:GymGoalEnv", "gym_goal:GymGoalCfg", "gym", "goal")
+        return TaskSpec(name, "gymnasium env", "gym_vector:GymVectorEnv", "gym_vector:GymVectorCfg", "gym", "gym")
     if name not in TASKS:
         raise ConfigError(f"task: unknown task {name!r} (registered: {', '.join(sorted(TASKS))})")
     return TASKS[name]

@@ -8,14 +8,13 @@ world starts and ends its episodes together (HER stores whole episodes)."""
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from .config import ConfigError
+from .gym_vector import GymVectorCfg, GymWorlds, vector_contract
 
 KEYS = ("observation", "achieved_goal", "desired_goal")
 
@@ -25,39 +24,21 @@ def goal_contract(env, robot: str, action_names: list[str], safe_action: list[fl
     """The deploy contract of a goal task's policy (kind "vector"): inputs `observation` and `desired_goal`, an
     action in the actor's [-1, 1] per element, and the action the robot side falls back to on bad input."""
     dims, n = env.observation_dims, env.num_actions
-    return {"kind": "vector", "robot": robot, "control_dt": float(env.dt),
-            "observation_terms": [{"name": "observation", "dim": dims["observation"]},
-                                  {"name": "desired_goal", "dim": dims["desired_goal"]}],
-            "action_names": list(action_names), "action_low": [-1.0] * n, "action_high": [1.0] * n,
-            "safe_action": [float(v) for v in safe_action],
-            "task_params": {k: float(v) for k, v in (task_params or {}).items()}}
+    return vector_contract(env, robot, [("observation", dims["observation"]), ("desired_goal", dims["desired_goal"])],
+                           action_names, [-1.0] * n, [1.0] * n, safe_action, task_params)
 
 
-@dataclass
-class GymGoalCfg:
-    env_id: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+GymGoalCfg = GymVectorCfg
 
 
-class GymGoalEnv:
+class GymGoalEnv(GymWorlds):
     kind = "goal"
 
     def __init__(self, cfg: GymGoalCfg, num_envs: int = 16, device: str = "cpu", seed: int = 0,
                  backend: str = "mujoco"):
         import gymnasium as gym
 
-        if num_envs < 1:
-            raise ConfigError(f"num_envs: must be >= 1, got {num_envs}")
-        self.cfg, self.num_envs, self.device, self.seed = cfg, num_envs, torch.device(device), seed
-        self.task = f"gym:{cfg.env_id}"
-        robotics = importlib.util.find_spec("gymnasium_robotics") is not None
-        if ":" not in cfg.env_id and cfg.env_id not in gym.registry and robotics:
-            import gymnasium_robotics  # noqa: F401  (registers FetchReach-v4, FetchPush-v4, ... on import)
-        try:
-            self.envs = [gym.make(cfg.env_id, **cfg.kwargs) for _ in range(num_envs)]
-        except (gym.error.Error, ImportError) as exc:
-            hint = "" if robotics else " (Fetch* and other gymnasium-robotics ids: pip install gymnasium-robotics)"
-            raise ConfigError(f"task: gymnasium cannot make {cfg.env_id!r} ({str(exc).rstrip('.')}){hint}") from None
+        super().__init__(cfg, num_envs, device, seed)
         env = self.envs[0]
         space = env.observation_space
         if not isinstance(space, gym.spaces.Dict) or any(k not in space.spaces for k in KEYS):
@@ -136,7 +117,3 @@ class GymGoalEnv:
         # checkpoints are taken between episodes: redrawing the last reset's seeds gives the saved observation
         self.episodes = int(state["episodes"]) - 1
         self.reset()
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()

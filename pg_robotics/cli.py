@@ -117,6 +117,22 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=positive_int, help="ranks on this machine (torch.distributed via torchrun)")
     train.set_defaults(handler=cmd_train)
 
+    cmp = sub.add_parser("compare", help="several algorithms on one task, the same clock or env steps, side by "
+                         "side: compare.png, compare.md")
+    cmp.add_argument("--task", type=task_name, required=True)
+    cmp.add_argument("--algos", required=True, type=algo_list, help="comma-separated, e.g. ppo,trpo,a2c")
+    budget = cmp.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--time-budget", type=positive_float, metavar="MINUTES", help="of training, each run")
+    budget.add_argument("--env-steps", type=positive_int, help="each run (on-policy algorithms)")
+    cmp.add_argument("--seeds", type=positive_int, default=1, help="seeds 0 .. N-1 of each algorithm")
+    cmp.add_argument("--threshold", type=float, help="report the time each run first reaches this eval score")
+    cmp.add_argument("--episodes", type=positive_int, help="eval episodes (or worlds per command) per checkpoint")
+    cmp.add_argument("--out", type=Path, required=True, help="the folder of the runs and the comparison")
+    cmp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a recipe field of every run: task.*, algorithm.* or runner.*")
+    cmp.add_argument("--no-progress", action="store_true")
+    cmp.set_defaults(handler=cmd_compare)
+
     ev = sub.add_parser("eval", help="the deterministic policy of a run (fixed commands, or goal episodes)")
     ev.add_argument("run_dir")
     ev.add_argument("--episodes", type=positive_int,
@@ -203,6 +219,24 @@ def cmd_list(args) -> None:
     width = max(len(a["name"]) for a in algos)
     for a in algos:
         print(f"  {a['name']:<{width}}  {a['summary']}")
+
+
+def algo_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in algorithms.ALGORITHMS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown algorithm {unknown[0] if unknown else text!r} (known: "
+                                         f"{', '.join(algorithms.names())})")
+    return names
+
+
+def cmd_compare(args) -> None:
+    from pg_robotics.compare import compare
+
+    result = compare(args.task, args.algos, args.out, args.seeds, args.time_budget, args.env_steps, args.threshold,
+                     parse_overrides(args.set), args.episodes, progress=not args.no_progress)
+    print((Path(result["out"]) / "compare.md").read_text())
+    print(f"plot: {Path(result['out']) / 'compare.png'}")
 
 
 def _print_result(result: dict, as_json: bool) -> None:
@@ -338,6 +372,10 @@ def cmd_eval(args) -> None:
         def line(r: dict) -> None:
             if args.json:
                 return
+            if "std_return" in r:  # a gymnasium env
+                print(f"iteration {r['iteration']:>5}  train {r['train_seconds'] / 60:6.1f} min  return "
+                      f"{r['mean_return']:.2f} +- {r['std_return']:.2f}", flush=True)
+                return
             if "success_rate" in r:
                 print(f"iteration {r['iteration']:>5}  train {r['train_seconds'] / 60:6.1f} min  success "
                       f"{r['success_rate']:.3f}  final distance {r['final_distance']:.3f} m", flush=True)
@@ -370,6 +408,10 @@ def cmd_eval(args) -> None:
         args.out.write_text(json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result))
+    elif "std_return" in result:
+        print(f"mean_return      {result['mean_return']:.3f} +- {result['std_return']:.3f} (episode length "
+              f"{result['mean_length']:.1f} steps)\n  ({result['episodes']} deterministic episodes of "
+              f"{result['task']}, {result['algo']}, {result['checkpoint']})")
     elif "success_rate" in result:
         print(f"success_rate     {result['success_rate']:.4f}\nfinal_distance   {result['final_distance']:.4f} m"
               f"\n  ({result['episodes']} deterministic episodes of {result['task']}, {result['checkpoint']})")

@@ -2,7 +2,8 @@
 
 - locomotion: the deterministic policy for 20 s on six fixed velocity commands: tracking errors, falls, gait, and
   the walking criterion (`evaluate`; `sweep` over every checkpoint gives the time to the criterion);
-- goal tasks: one deterministic episode in each of 100 seeded worlds: success rate and final distance.
+- goal tasks: one deterministic episode in each of 100 seeded worlds: success rate and final distance;
+- gymnasium envs (gym:<id>): one deterministic episode in each of 20 seeded worlds: the mean return.
 
 `record` keeps what export's self-check replays through the deploy runtime: raw robot states (locomotion) or the
 policy's named inputs (goal tasks), with the actions taken.
@@ -65,8 +66,11 @@ def evaluate(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, 
     """The run's deterministic policy under its task kind's protocol. `episodes`: worlds per command
     (locomotion, default 32) or episodes (goal tasks, default 100). `overrides`: task config on top of the run's
     (locomotion: e.g. another robot model, {"robot": {"mjcf": "other.xml"}}, or flat ground for a rough policy)."""
-    if runs.read_recipe(run_dir).kind == "goal":
+    kind = runs.read_recipe(run_dir).kind
+    if kind == "goal":
         return evaluate_goal(run_dir, episodes or 100, checkpoint, seed, backend, device)
+    if kind == "gym":
+        return evaluate_gym(run_dir, episodes or 20, checkpoint, seed)
     return evaluate_locomotion(run_dir, episodes or 32, seconds, 1.0, seed, checkpoint, backend, device, overrides)
 
 
@@ -196,6 +200,42 @@ def evaluate_goal(run_dir: Path, episodes: int = 100, checkpoint: Path | None = 
             "success_rate": float(ep["success"].mean()), "final_distance": float(ep["final_distance"].mean())}
 
 
+def gym_episodes(agent, max_steps: int = 100_000) -> dict[str, np.ndarray]:
+    """One deterministic episode in each world of a gymnasium-env agent: returns, lengths, and what the policy saw
+    and did up to the longest episode (steps, worlds, ...)."""
+    env = agent.env
+    obs = env.reset()
+    n = env.num_envs
+    total, length = np.zeros(n), np.zeros(n, dtype=int)
+    running = np.ones(n, dtype=bool)
+    seen, did = [], []
+    for _ in range(max_steps):
+        actions = agent.act(obs)
+        seen.append(obs["policy"].double().numpy().copy())
+        did.append(actions.double().numpy().copy())
+        obs, reward, done, _ = env.step(actions)
+        total += reward.double().numpy() * running
+        length += running
+        running &= ~done.numpy()
+        if not running.any():
+            break
+    return {"returns": total, "lengths": length, "obs": np.stack(seen), "actions": np.stack(did)}
+
+
+def evaluate_gym(run_dir: Path, episodes: int = 20, checkpoint: Path | None = None, seed: int = 1) -> dict:
+    """One deterministic episode in each of `episodes` worlds (seeded): the mean undiscounted return."""
+    agent = runs.load_agent(run_dir, checkpoint, episodes, seed)
+    try:
+        ep = gym_episodes(agent)
+    finally:
+        agent.close()
+    return {"run_dir": str(run_dir), "task": agent.recipe.task, "algo": agent.recipe.algo,
+            "checkpoint": str(agent.checkpoint), "iteration": agent.iteration,
+            "train_seconds": round(agent.train_seconds, 3), "episodes": episodes,
+            "mean_return": float(ep["returns"].mean()), "std_return": float(ep["returns"].std()),
+            "mean_length": float(ep["lengths"].mean())}
+
+
 def sweep(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, on_result=None,
           backend: str = "mujoco", device: str = "cpu") -> dict:
     """Evaluate every checkpoint of a run, oldest first. Locomotion runs also report the first checkpoint that
@@ -224,8 +264,19 @@ def record(run_dir: Path, checkpoint: Path | None = None, worlds: int = 4, secon
     - locomotion (`worlds` per eval command, `seconds` each): the raw robot state behind each observation
       (joint positions and velocities, quaternion x, y, z, w as in ROS, angular velocity, command, last action)
       and `joint_names`;
-    - goal tasks (one episode in each of `worlds` worlds): each named input (`observation`, `desired_goal`)."""
-    if runs.read_recipe(run_dir).kind == "goal":
+    - goal tasks (one episode in each of `worlds` worlds): each named input (`observation`, `desired_goal`);
+    - gymnasium envs (one episode in each of `worlds` worlds, at most 200 steps): `observation`."""
+    kind = runs.read_recipe(run_dir).kind
+    if kind == "gym":
+        agent = runs.load_agent(run_dir, checkpoint, worlds, seed)
+        try:
+            ep = gym_episodes(agent, max_steps=200)
+        finally:
+            agent.close()
+        # the actions the env applied: clipped to its Box, as the deploy runtime clips them
+        return {"observation": ep["obs"], "actions": ep["actions"].clip(agent.env.low, agent.env.high),
+                "obs": ep["obs"]}
+    if kind == "goal":
         agent = runs.load_agent(run_dir, checkpoint, worlds, seed)
         try:
             ep, _ = run_episode(agent.env, agent.act, agent.env.reset())

@@ -1,10 +1,11 @@
-"""Actor-critic MLPs with a state-independent log-std, and a running observation normalizer."""
+"""Actor-critic MLPs (a Gaussian policy with a state-independent std, or a softmax policy over discrete actions),
+and a running observation normalizer."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Normal
+from torch.distributions import Categorical, Normal
 
 from pg_robotics.distributed import all_reduce
 
@@ -62,10 +63,12 @@ MIN_STD = 1e-3
 class ActorCritic(nn.Module):
     """`std_type`: the exploration noise's learned parameter, its log ("log") or the standard deviation itself
     ("scalar", clamped at MIN_STD; an optimizer step then moves it by about the learning rate in action units, so
-    it shrinks faster once small than a log's relative steps)."""
+    it shrinks faster once small than a log's relative steps). `discrete`: `num_actions` choices, the actor's
+    outputs are their logits (a softmax policy); actions are then the chosen index, as a float in a column."""
 
     def __init__(self, num_actor_obs: int, num_critic_obs: int, num_actions: int, actor_hidden: list[int],
-                 critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0, std_type: str = "log"):
+                 critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0, std_type: str = "log",
+                 discrete: bool = False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: unknown {activation!r} (known: {', '.join(ACTIVATIONS)})")
@@ -73,21 +76,56 @@ class ActorCritic(nn.Module):
             raise ValueError(f"std_type: expected one of {', '.join(STD_TYPES)}, got {std_type!r}")
         self.actor = mlp(num_actor_obs, actor_hidden, num_actions, activation)
         self.critic = mlp(num_critic_obs, critic_hidden, 1, activation)
-        self.std_type = std_type
-        if std_type == "log":
+        self.std_type, self.discrete = std_type, discrete
+        if not discrete and std_type == "log":
             self.log_std = nn.Parameter(torch.full((num_actions,), float(torch.tensor(init_std).log())))
-        else:
+        elif not discrete:
             self.std = nn.Parameter(torch.full((num_actions,), float(init_std)))
 
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters: the actor and its noise (what NPG, TRPO and REINFORCE's policy step move)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("critic.")]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        return list(self.critic.parameters())
+
     def action_std(self) -> torch.Tensor:
+        if self.discrete:
+            return torch.zeros(1)
         return self.log_std.exp() if self.std_type == "log" else self.std.clamp(min=MIN_STD)
 
-    def distribution(self, obs: torch.Tensor) -> Normal:
-        mean = self.actor(obs)
-        return Normal(mean, self.action_std().expand_as(mean))
+    def distribution(self, obs: torch.Tensor) -> Normal | Categorical:
+        out = self.actor(obs)
+        if self.discrete:
+            return Categorical(logits=out)
+        return Normal(out, self.action_std().expand_as(out))
+
+    def sample(self, dist: Normal | Categorical) -> torch.Tensor:
+        return dist.sample().unsqueeze(-1).float() if self.discrete else dist.sample()
+
+    def log_prob(self, dist: Normal | Categorical, actions: torch.Tensor) -> torch.Tensor:
+        """Of each row's action, summed over action dimensions: [B]."""
+        return dist.log_prob(actions.squeeze(-1).long()) if self.discrete else dist.log_prob(actions).sum(-1)
+
+    def entropy(self, dist: Normal | Categorical) -> torch.Tensor:
+        return dist.entropy() if self.discrete else dist.entropy().sum(-1)
+
+    def params(self, dist: Normal | Categorical) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a rollout keeps of the distribution for the KL later: (mean, std), or the log-probabilities
+        twice (discrete)."""
+        return (dist.logits, dist.logits) if self.discrete else (dist.mean, dist.stddev)
+
+    def kl(self, old_mu: torch.Tensor, old_sigma: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor
+           ) -> torch.Tensor:
+        """KL(old || new) per row, from the two distributions' `params`: [B]."""
+        if self.discrete:
+            return (old_mu.exp() * (old_mu - mu)).sum(-1)
+        return (torch.log(sigma / old_sigma) + (old_sigma.square() + (old_mu - mu).square())
+                / (2 * sigma.square()) - 0.5).sum(-1)
 
     def act_inference(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(obs)
+        out = self.actor(obs)
+        return out.argmax(-1, keepdim=True).float() if self.discrete else out
 
     def value(self, critic_obs: torch.Tensor) -> torch.Tensor:
         return self.critic(critic_obs).squeeze(-1)

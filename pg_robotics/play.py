@@ -137,6 +137,9 @@ def play(run_dir: Path, video: Path, commands=None, seconds: float = 4.0, episod
 
     from pg_robotics.evaluate import COMMANDS
 
+    task = runs.read_recipe(run_dir).task
+    if task.startswith("gym:"):
+        raise ConfigError(f"pgr play: {task} is not one of our MuJoCo tasks; nothing to render")
     if runs.read_recipe(run_dir).kind == "goal":
         view: LocomotionView | GoalView = GoalView(Path(run_dir), episodes, seed, checkpoint)
     else:

@@ -8,6 +8,7 @@ Importing this module does not import torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from pg_robotics.envs.config import deep_update, load_yaml, merge, to_dict
 from pg_robotics.runners import CONFIGS as RUNNER_CONFIGS
 
 SECTIONS = ("algo", "task", "algorithm", "runner")
+# runner defaults of a task kind, below the recipe file: gymnasium envs step one by one in Python, so a few worlds
+KIND_RUNNER_DEFAULTS = {"gym": {"num_envs": 16, "save_interval": 10}}
 # the recipes shipped inside the package: the repository's configs/ folder, installed as pg_robotics.configs
 CONFIGS = Path(str(importlib.resources.files("pg_robotics.configs")))
 
@@ -55,13 +58,28 @@ def default_file(task: str, algo: str | None = None) -> Path | None:
 
 def make_recipe(task: str, algo: str | None = None, file: str | Path | None = None,
                 overrides: dict | None = None) -> Recipe:
-    """Defaults < recipe file (default: the shipped one for the task and algorithm) < overrides. `algo` (or an
-    `algo` key in the overrides or the file) picks the algorithm; default: the task kind's."""
+    """Defaults < recipe file (default: the shipped one for the task and algorithm; for an algorithm without one,
+    the task and runner sections and the networks of the task's shipped recipe, `borrowed`) < overrides. `algo`
+    (or an `algo` key in the overrides or the file) picks the algorithm; default: the task kind's."""
     kind = task_spec(task).kind
     algo = algo or (overrides or {}).get("algo")
     path = Path(file) if file else default_file(task, algo)
     data = load_yaml(path) if path else {}
+    if not file and path is None and algo and default_file(task) is not None:
+        data = borrowed(load_yaml(default_file(task)), algo)
     return resolve(task, deep_update(data, {**(overrides or {}), **({"algo": algo} if algo else {})}), kind)
+
+
+# what an algorithm without a recipe of its own for a task takes from the task's shipped recipe: the same task and
+# runner, and the same networks where it has them (so `pgr compare` runs every algorithm on the same problem)
+BORROWED_ALGORITHM_KEYS = ("actor_hidden", "critic_hidden", "activation", "noise_std_type", "init_noise_std")
+
+
+def borrowed(data: dict, algo: str) -> dict:
+    fields = {f.name for f in dataclasses.fields(algorithms.get(algo).config_class())}
+    return {"task": data.get("task") or {}, "runner": data.get("runner") or {},
+            "algorithm": {k: v for k, v in (data.get("algorithm") or {}).items()
+                          if k in BORROWED_ALGORITHM_KEYS and k in fields}}
 
 
 def from_saved(data: dict, overrides: dict | None = None) -> Recipe:
@@ -84,6 +102,7 @@ def resolve(task: str, data: dict, kind: str) -> Recipe:
         raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
     algo = algorithms.get(data["algo"]) if data.get("algo") else algorithms.default(kind)
     algorithms.check(algo, task, kind)
+    runner = deep_update(KIND_RUNNER_DEFAULTS.get(kind, {}), data.get("runner") or {})
     return Recipe(task, algo.name, task_config(task, data.get("task")),
                   merge(algo.config_class()(), data.get("algorithm"), "algorithm"),
-                  merge(RUNNER_CONFIGS[algo.runner](), data.get("runner"), "runner"))
+                  merge(RUNNER_CONFIGS[algo.runner](), runner, "runner"))

@@ -1,4 +1,5 @@
-"""Rollout storage for PPO on the env's device, with GAE, time-out bootstrapping and CaT.
+"""Rollout storage for the on-policy family (PPO, A2C, REINFORCE, NPG, TRPO) on the env's device, with GAE,
+time-out bootstrapping and CaT.
 
 Per step t of world i, with CaT termination probability delta_t and done_t (true termination, time-out or reset):
     r'_t   = (1 - delta_t) * (r_t + gamma * V(s_t) * timeout_t)          time-outs bootstrap, as rsl_rl does
@@ -14,12 +15,15 @@ import torch
 
 class RolloutStorage:
     def __init__(self, num_envs: int, num_steps: int, num_obs: int, num_critic_obs: int, num_actions: int,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", num_params: int | None = None):
+        """`num_params`: the width of the stored distribution parameters (`mu`, `sigma`), default `num_actions`
+        (a softmax policy stores one action index and the log-probabilities of all its choices)."""
         shape = (num_steps, num_envs)
         z = lambda *s: torch.zeros(*shape, *s, device=device)  # noqa: E731
         self.obs, self.critic_obs, self.actions = z(num_obs), z(num_critic_obs), z(num_actions)
         self.rewards, self.dones, self.time_outs, self.cat_delta = z(), z(), z(), z()
-        self.values, self.log_probs, self.mu, self.sigma = z(), z(), z(num_actions), z(num_actions)
+        num_params = num_actions if num_params is None else num_params
+        self.values, self.log_probs, self.mu, self.sigma = z(), z(), z(num_params), z(num_params)
         self.advantages, self.returns = z(), z()
         self.num_steps, self.num_envs, self.step = num_steps, num_envs, 0
 

@@ -127,14 +127,14 @@ def positive_float(text: str) -> float:
 def task_name(text: str) -> str:
     if text not in TASKS and not (text.startswith("gym:") and len(text) > 4):
         raise argparse.ArgumentTypeError(f"unknown task {text!r} (registered: {', '.join(sorted(TASKS))}; or "
-                                         f"gym:<id> for a registered gymnasium GoalEnv)")
+                                         f"gym:<id> for a registered gymnasium env)")
     return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", type=task_name, help="a registered task, or gym:<id> for a gymnasium GoalEnv")
+    p.add_argument("task", type=task_name, help="a registered task, or gym:<id> for a gymnasium env")
     p.add_argument("--algo", choices=algorithms.names(),
-                   help="algorithm (default: " + ", ".join(f"{a.name} for {a.default_for} tasks"
+                   help="algorithm (default: " + ", ".join(f"{a.name} for {' and '.join(a.default_for)} tasks"
                                                             for a in algorithms.ALGORITHMS.values() if a.default_for)
                    + ")")
     p.add_argument("--config", help="recipe YAML (default: the shipped configs/<task>_<algo>.yaml)")

@@ -336,7 +336,8 @@ def test_goal_run_resume_continues_bit_identically(tmp_path):
     (["train", "arm-push", "--set", "algorithm.gamma=1.0"], "algorithm: gamma: must be in (0, 1)"),
     (["train", "arm-push", "--set", "task.goal.task=fly"], "task.goal: task: unknown goal task 'fly'"),
     (["train", "arm-push", "--set", "runner.eval_envs=0"], "runner: eval_envs: must be >= 1"),
-    (["train", "gym:Pendulum-v1"], "task: Pendulum-v1 is not a GoalEnv"),
+    (["train", "gym:Pendulum-v1", "--algo", "ddpg_her"], "algo: ddpg_her needs a goal task (dict observations, "
+                                                         "compute_reward); gym:Pendulum-v1 is not one"),
     (["train", "gym:NoSuchEnv-v0"], "task: gymnasium cannot make 'NoSuchEnv-v0'"),
 ])
 def test_bad_goal_train_input_exits_2(args, message, tmp_path, capsys):

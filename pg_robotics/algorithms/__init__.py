@@ -34,7 +34,7 @@ class Algorithm:
     learner: str  # the learner class's name
     runner: str  # "on_policy" | "off_policy"
     needs: str  # what it needs from a task: "vector" | "goal"
-    default_for: str | None = None  # the task kind ("locomotion", "goal") it trains when no --algo is given
+    default_for: tuple[str, ...] = ()  # the task kinds ("locomotion", "gym", "goal") it trains without --algo
 
     def _attr(self, name: str) -> Any:
         return getattr(importlib.import_module(f"{__name__}.{self.module}"), name)
@@ -48,13 +48,23 @@ class Algorithm:
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("ppo", "PPO: clipped surrogate, GAE, adaptive learning rate, CaT-aware returns",
-              "ppo", "PPOCfg", "PPO", "on_policy", "vector", default_for="locomotion"),
+              "ppo", "PPOCfg", "PPO", "on_policy", "vector", default_for=("locomotion", "gym")),
+    Algorithm("ppo_kl", "PPO with the adaptive KL penalty instead of the clipped ratio (surrogate: kl_penalty)",
+              "ppo", "PPOKLCfg", "PPO", "on_policy", "vector"),
+    Algorithm("a2c", "A2C: advantage actor-critic, T-step returns, one gradient step per rollout",
+              "a2c", "A2CCfg", "A2C", "on_policy", "vector"),
+    Algorithm("reinforce", "REINFORCE: reward-to-go policy gradient with a learned state-value baseline",
+              "reinforce", "ReinforceCfg", "Reinforce", "on_policy", "vector"),
+    Algorithm("npg", "natural policy gradient: Fisher-vector products, conjugate gradient, a KL-sized step",
+              "npg", "NPGCfg", "NPG", "on_policy", "vector"),
+    Algorithm("trpo", "TRPO: the natural-gradient step with a KL-constrained backtracking line search",
+              "trpo", "TRPOCfg", "TRPO", "on_policy", "vector"),
     Algorithm("ddpg_her", "DDPG with hindsight experience replay for sparse-reward goal tasks",
-              "ddpg_her", "DDPGCfg", "DDPG", "off_policy", "goal", default_for="goal"),
+              "ddpg_her", "DDPGCfg", "DDPG", "off_policy", "goal", default_for=("goal",)),
 )}
 
 # what a task kind offers, for the `needs` check
-TASK_OFFERS = {"locomotion": "vector", "goal": "goal"}
+TASK_OFFERS = {"locomotion": "vector", "gym": "vector", "goal": "goal"}
 
 
 def names() -> list[str]:
@@ -69,7 +79,7 @@ def get(name: str) -> Algorithm:
 
 def default(task_kind: str) -> Algorithm:
     """The algorithm a task of this kind trains with when none is named."""
-    return next(a for a in ALGORITHMS.values() if a.default_for == task_kind)
+    return next(a for a in ALGORITHMS.values() if task_kind in a.default_for)
 
 
 def check(algo: Algorithm, task: str, task_kind: str) -> None:

@@ -1,0 +1,208 @@
+"""What the on-policy family shares (PPO, A2C, REINFORCE, NPG, TRPO): the actor-critic networks (Gaussian, or
+softmax over discrete actions), the observation normalizers, the rollout with CaT-aware returns
+(`pg_robotics.storage`), inference and checkpoints. A member is a subclass that writes `update()` and adds its own
+config fields to `OnPolicyCfg`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pg_robotics import distributed
+from pg_robotics.distributed import SINGLE, World
+from pg_robotics.envs import ConfigError
+from pg_robotics.networks import ActorCritic, EmpiricalNormalizer
+from pg_robotics.storage import RolloutStorage
+
+
+@dataclass
+class OnPolicyCfg:
+    actor_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
+    activation: str = "elu"
+    init_noise_std: float = 1.0
+    noise_std_type: str = "log"  # the learned noise parameter: "log" (of the std) or "scalar" (the std itself)
+    normalize_obs: bool = True
+    num_steps_per_env: int = 24
+    gamma: float = 0.99
+    lam: float = 0.95
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        if self.noise_std_type not in ("log", "scalar"):
+            raise ValueError(f"noise_std_type: expected 'log' or 'scalar', got {self.noise_std_type!r}")
+        if self.num_steps_per_env < 1:
+            raise ValueError(f"num_steps_per_env: must be >= 1, got {self.num_steps_per_env}")
+        if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
+            raise ValueError(f"gamma, lam: must be in (0, 1] and [0, 1], got {self.gamma}, {self.lam}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm: must be > 0, got {self.max_grad_norm}")
+
+
+class DeterministicPolicy(nn.Module):
+    """obs -> actions: the observation normalizer followed by the actor's mean, or its most likely choice
+    (what export and eval run)."""
+
+    def __init__(self, normalizer: nn.Module, actor: nn.Module, discrete: bool = False):
+        super().__init__()
+        self.normalizer, self.actor, self.discrete = normalizer, actor, discrete
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.actor(self.normalizer(obs))
+        return out.argmax(-1, keepdim=True).float() if self.discrete else out
+
+
+class ActorCriticLearner:
+    """Rollouts of `num_steps_per_env` steps into storage, then the subclass's `update()`."""
+
+    @classmethod
+    def from_env(cls, cfg: OnPolicyCfg, env, world: World = SINGLE) -> "ActorCriticLearner":
+        policy = env.num_obs["policy"]
+        mirror = None
+        if getattr(cfg, "symmetry_augmentation", False):
+            if not hasattr(env, "mirror"):
+                raise ConfigError(f"algorithm.symmetry_augmentation: {getattr(env, 'task', 'this task')} has no "
+                                  f"left-right mirror (an env method mirror())")
+            mirror = env.mirror()
+        return cls(cfg, policy, env.num_obs.get("critic", policy), env.num_actions, env.num_envs, env.device, world,
+                   mirror, discrete=getattr(env, "discrete", False))
+
+    def __init__(self, cfg: OnPolicyCfg, num_obs: int, num_critic_obs: int, num_actions: int, num_envs: int,
+                 device: torch.device | str = "cpu", world: World = SINGLE,
+                 mirror: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None, discrete: bool = False):
+        """`mirror`: (index, sign) of the left-right mirror image for "policy", "critic" (default: policy) and
+        "actions" (PPO's `symmetry_augmentation`). `discrete`: `num_actions` choices, a softmax policy."""
+        self.cfg, self.device, self.world = cfg, torch.device(device), world
+        if getattr(cfg, "symmetry_augmentation", False) and mirror is None:
+            raise ConfigError("algorithm.symmetry_augmentation: no mirror of the observations and actions given")
+        self.mirror = None if mirror is None else {"critic": mirror["policy"], **mirror}
+        self.discrete = discrete
+        self.policy = ActorCritic(num_obs, num_critic_obs, num_actions, cfg.actor_hidden, cfg.critic_hidden,
+                                  cfg.activation, cfg.init_noise_std, cfg.noise_std_type, discrete).to(self.device)
+        distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
+        self.obs_normalizer = (EmpiricalNormalizer(num_obs, distributed=world.active) if cfg.normalize_obs
+                               else nn.Identity()).to(self.device)
+        self.critic_obs_normalizer = (EmpiricalNormalizer(num_critic_obs, distributed=world.active)
+                                      if cfg.normalize_obs else nn.Identity()).to(self.device)
+        self.optimizer = self.make_optimizer()
+        self.learning_rate = cfg.learning_rate
+        self.storage = RolloutStorage(num_envs, cfg.num_steps_per_env, num_obs, num_critic_obs,
+                                      1 if discrete else num_actions, self.device, num_params=num_actions)
+        self._transition: dict = {}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """One Adam over actor, critic and noise (PPO, A2C); NPG and TRPO step the actor themselves."""
+        return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.learning_rate)
+
+    def normalize(self, obs: dict[str, torch.Tensor], update: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        policy_obs, critic_obs = obs["policy"], obs.get("critic", obs["policy"])
+        if update and self.cfg.normalize_obs:
+            if self.mirror:  # symmetric statistics: normalizing a mirror image = mirroring the normalized one
+                self.obs_normalizer.update(torch.cat([policy_obs, self._mirrored(policy_obs, "policy")]))
+                self.critic_obs_normalizer.update(torch.cat([critic_obs, self._mirrored(critic_obs, "critic")]))
+            else:
+                self.obs_normalizer.update(policy_obs)
+                self.critic_obs_normalizer.update(critic_obs)
+        return self.obs_normalizer(policy_obs), self.critic_obs_normalizer(critic_obs)
+
+    def _mirrored(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        index, sign = self.mirror[what]
+        return x[:, index] * sign
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sample actions for the rollout (updates the normalizers, remembers the transition's first half)."""
+        policy_obs, critic_obs = self.normalize(obs, update=True)
+        dist = self.policy.distribution(policy_obs)
+        actions = self.policy.sample(dist)
+        mu, sigma = self.policy.params(dist)
+        # the critic's values wait for the whole rollout (compute_returns): one batch instead of one per step
+        self._transition = dict(obs=policy_obs, critic_obs=critic_obs, actions=actions,
+                                log_probs=self.policy.log_prob(dist, actions), mu=mu, sigma=sigma)
+        return actions
+
+    @torch.no_grad()
+    def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Deterministic actions (the mean, or the most likely choice), normalizers frozen."""
+        return self.policy.act_inference(self.normalize(obs, update=False)[0])
+
+    def inference_module(self) -> nn.Module:
+        return DeterministicPolicy(self.obs_normalizer, self.policy.actor, self.discrete).eval()
+
+    @staticmethod
+    def inference_input(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["policy"]
+
+    def digest_module(self) -> nn.Module:
+        return self.policy
+
+    def process_env_step(self, rewards: torch.Tensor, dones: torch.Tensor, info: dict) -> None:
+        n = rewards.shape[0]
+        zeros = torch.zeros(n, device=self.device)
+        self.storage.add(**self._transition, rewards=rewards, dones=dones.float(),
+                         time_outs=info.get("time_outs", zeros).float(), cat_delta=info.get("cat_delta", zeros))
+
+    @torch.no_grad()
+    def compute_returns(self, last_obs: dict[str, torch.Tensor]) -> None:
+        """The critic's value of every stored step, in one batch, then GAE. The stored critic observations were
+        normalized as they were taken and the critic does not change during a rollout, so this is the value each
+        step would have had."""
+        st = self.storage
+        st.values.copy_(self.policy.value(st.critic_obs.flatten(0, 1)).view_as(st.values))
+        last_values = self.policy.value(self.normalize(last_obs, update=False)[1])
+        st.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
+
+    def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
+        raise NotImplementedError
+
+    # ---- shared pieces of the updates ------------------------------------------------------------------------
+    def normalized_advantages(self) -> torch.Tensor:
+        adv = self.storage.advantages
+        return (adv - adv.mean()) / (adv.std() + 1e-8)
+
+    def gradient_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer | None = None,
+                      parameters=None) -> None:
+        """Backward, the mean gradient over ranks, norm clipping at `max_grad_norm`, the optimizer's step."""
+        optimizer = optimizer or self.optimizer
+        parameters = list(parameters if parameters is not None else self.policy.parameters())
+        optimizer.zero_grad()
+        loss.backward()
+        if self.world.active:
+            distributed.all_reduce_mean_gradients(parameters)
+        nn.utils.clip_grad_norm_(parameters, self.cfg.max_grad_norm)
+        optimizer.step()
+
+    def fit_values(self, optimizer: torch.optim.Optimizer, epochs: int, mini_batches: int,
+                   generator: torch.Generator | None = None) -> float:
+        """Regress V(s_t) onto the returns R_t over `epochs` passes of `mini_batches` (the baseline fit of
+        REINFORCE, NPG, TRPO); the mean loss."""
+        total, count = 0.0, 0
+        for batch in self.storage.mini_batches(mini_batches, epochs, generator):
+            loss = (self.policy.value(batch["critic_obs"]) - batch["returns"]).square().mean()
+            self.gradient_step(loss, optimizer, self.policy.critic_parameters())
+            total, count = total + float(loss.detach()), count + 1
+        return total / count
+
+    def common_stats(self) -> dict[str, float]:
+        stats = {"learning_rate": self.learning_rate}
+        if not self.discrete:
+            stats["action_std"] = float(self.policy.action_std().detach().mean())
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "obs_normalizer": self.obs_normalizer.state_dict(),
+                "critic_obs_normalizer": self.critic_obs_normalizer.state_dict(),
+                "learning_rate": self.learning_rate}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        self.critic_obs_normalizer.load_state_dict(state["critic_obs_normalizer"])
+        self.learning_rate = state["learning_rate"]
