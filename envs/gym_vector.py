@@ -6,7 +6,8 @@ gym_goal.py instead; `gym_kind` tells which.
 
 The worlds are N separate gymnasium envs stepped in turn, each resetting on its own when its episode ends;
 continuous actions are clipped to the id's Box, discrete ones are the chosen index. Truncation (the id's
-max_episode_steps) is reported as a time-out, termination as a true end."""
+max_episode_steps) is reported as a time-out, termination as a true end; `info["final_obs"]` holds the observation
+each world's step ended on (before a reset), for off-policy methods to bootstrap time-outs from."""
 
 from __future__ import annotations
 
@@ -128,13 +129,14 @@ class GymVectorEnv(GymWorlds):
 
     def step(self, actions: torch.Tensor):
         a = actions.detach().cpu().numpy()
-        obs, rewards, terminated, truncated = [], [], [], []
+        obs, final, rewards, terminated, truncated = [], [], [], [], []
         for i, env in enumerate(self.envs):
             if self.discrete:
                 ai = int(np.clip(np.rint(a[i, 0]), self.low[0], self.high[0]))
             else:
                 ai = np.clip(a[i], self.low, self.high).astype(env.action_space.dtype).reshape(self.action_shape)
             o, r, term, trunc, _ = env.step(ai)
+            final.append(o)
             if term or trunc:
                 o = self._reset_one(i)
             obs.append(o)
@@ -145,7 +147,7 @@ class GymVectorEnv(GymWorlds):
         term = torch.tensor(terminated, device=self.device)
         time_outs = torch.tensor(truncated, device=self.device)
         return (self._obs, torch.tensor(rewards, dtype=torch.float32, device=self.device), term | time_outs,
-                {"time_outs": time_outs})
+                {"time_outs": time_outs, "final_obs": self._stack(final)})
 
     def deploy_contract(self) -> dict[str, Any]:
         """The id's observation vector in, actions a0, a1, ... (clipped to its Box; a discrete policy outputs its

@@ -26,9 +26,9 @@ def score_of(result: dict) -> float:
 
 
 def iterations_for(recipe, env_steps: int) -> int:
-    """The iterations of an on-policy run that take `env_steps` env steps."""
-    if recipe.spec.runner != "on_policy":
-        raise ConfigError(f"--env-steps: {recipe.algo} is not on-policy; compare it with --time-budget")
+    """The iterations of a run of `num_steps_per_env` steps per world and iteration that take `env_steps` steps."""
+    if not hasattr(recipe.algorithm, "num_steps_per_env"):
+        raise ConfigError(f"--env-steps: {recipe.algo} collects whole episodes; compare it with --time-budget")
     return math.ceil(env_steps / (recipe.runner.num_envs * recipe.algorithm.num_steps_per_env))
 
 

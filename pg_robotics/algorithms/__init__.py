@@ -32,7 +32,7 @@ class Algorithm:
     module: str  # pg_robotics.algorithms.<module>: holds `config` and `learner`
     config: str  # the config dataclass's name
     learner: str  # the learner class's name
-    runner: str  # "on_policy" | "off_policy"
+    runner: str  # "on_policy" | "off_policy" (goal episodes, HER) | "replay" (transitions)
     needs: str  # what it needs from a task: "vector" | "goal"
     default_for: tuple[str, ...] = ()  # the task kinds ("locomotion", "gym", "goal") it trains without --algo
 
@@ -59,6 +59,14 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "npg", "NPGCfg", "NPG", "on_policy", "vector"),
     Algorithm("trpo", "TRPO: the natural-gradient step with a KL-constrained backtracking line search",
               "trpo", "TRPOCfg", "TRPO", "on_policy", "vector"),
+    Algorithm("sac", "SAC: tanh-Gaussian policy through twin learned Qs, entropy weight tuned to a target",
+              "sac", "SACCfg", "SAC", "replay", "vector"),
+    Algorithm("svg0", "SVG(0): the reparameterized policy gradient through one learned Q (SAC without entropy)",
+              "sac", "SVG0Cfg", "SAC", "replay", "vector"),
+    Algorithm("td3", "TD3: deterministic actor, twin critics, target smoothing, delayed actor updates",
+              "td3", "TD3Cfg", "TD3", "replay", "vector"),
+    Algorithm("dqn", "DQN: replay memory, target network, epsilon-greedy, for discrete actions",
+              "dqn", "DQNCfg", "DQN", "replay", "vector"),
     Algorithm("ddpg_her", "DDPG with hindsight experience replay for sparse-reward goal tasks",
               "ddpg_her", "DDPGCfg", "DDPG", "off_policy", "goal", default_for=("goal",)),
 )}

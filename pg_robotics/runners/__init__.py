@@ -1,5 +1,6 @@
-"""Runners: one loop skeleton (`base.py`) with two ways to fill an iteration (`on_policy.py`: a rollout then an
-update; `off_policy.py`: whole episodes into a replay buffer, then gradient steps). An algorithm's registry entry
+"""Runners: one loop skeleton (`base.py`) with three ways to fill an iteration (`on_policy.py`: a rollout then an
+update; `off_policy.py`: whole goal episodes into a HER buffer, then gradient steps; `replay.py`: a few steps of
+every world into a transition buffer, then gradient steps). An algorithm's registry entry
 says which one trains it. The runner configs live here, apart from the loops, so that reading a recipe imports no
 torch."""
 
@@ -54,7 +55,7 @@ class OffPolicyRunnerCfg(RunnerCfg):
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
 
-CONFIGS = {"on_policy": RunnerCfg, "off_policy": OffPolicyRunnerCfg}
+CONFIGS = {"on_policy": RunnerCfg, "off_policy": OffPolicyRunnerCfg, "replay": RunnerCfg}
 
 
 def runner_class(kind: str) -> type:

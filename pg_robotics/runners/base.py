@@ -207,6 +207,24 @@ class Runner:
         if "cuda_rng" in own and self.env.device.type == "cuda":
             torch.cuda.set_rng_state(own["cuda_rng"], self.env.device)
 
+    # ---- replay buffers (off-policy runners): one file beside the checkpoints, rewritten with each -------------
+    REPLAY_FILE = "replay_buffer.pt"
+
+    def save_replay(self, checkpoint: Path, buffer) -> None:
+        path = runs.rank_path(checkpoint, self.world.rank).parent / self.REPLAY_FILE
+        runs.atomic_save({"iteration": self.iteration, "buffer": buffer.state_dict()}, path)
+
+    def load_replay(self, checkpoint: Path, buffer) -> None:
+        """The buffer saved with `checkpoint`; an empty one (and a message) when it is missing or from another
+        iteration."""
+        path = runs.rank_path(Path(checkpoint), self.world.rank).parent / self.REPLAY_FILE
+        saved = torch.load(path, weights_only=True, map_location="cpu") if path.is_file() else None
+        if saved is None or saved["iteration"] != self.iteration:
+            print(f"{path}: no replay buffer of iteration {self.iteration}; training goes on from an empty buffer",
+                  file=sys.stderr)
+            return
+        buffer.load_state_dict(saved["buffer"])
+
     def _write_summary(self) -> None:
         last: dict = {}
         for record in self.history:  # the latest value of every figure (some are measured every few iterations)

@@ -9,16 +9,13 @@ stops only at a cycle's end), so a saved state never holds half an episode."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-from pg_robotics import runs
 from pg_robotics.her import EpisodeBuffer
 from pg_robotics.runners.base import Runner, to_device
 
-BUFFER_FILE = "replay_buffer.pt"
 
 
 def run_episode(env, policy, obs: dict) -> tuple[dict, dict]:
@@ -122,20 +119,12 @@ class OffPolicyRunner(Runner):
 
     def save(self) -> Path:
         path = super().save()
-        buffer_path = runs.rank_path(path, self.world.rank).parent / BUFFER_FILE
-        runs.atomic_save({"iteration": self.iteration, "buffer": self.buffer.state_dict()}, buffer_path)
+        self.save_replay(path, self.buffer)
         return path
 
     def load(self, path: Path) -> None:
         super().load(path)
         self.last_eval = next((r for r in reversed(self.history) if "success_rate" in r), {})
-        buffer_path = runs.rank_path(Path(path), self.world.rank).parent / BUFFER_FILE
-        saved = torch.load(buffer_path, weights_only=True, map_location="cpu") if buffer_path.is_file() else None
-        if saved is None or saved["iteration"] != self.iteration:
-            print(f"{buffer_path}: no replay buffer of iteration {self.iteration}; training goes on from an empty "
-                  f"buffer", file=sys.stderr)
-            return
-        self.buffer.load_state_dict(saved["buffer"])
-
+        self.load_replay(path, self.buffer)
 
 RUNNER = OffPolicyRunner
