@@ -56,6 +56,26 @@ class EmpiricalNormalizer(nn.Module):
         self.count.copy_(total)
 
 
+class FlatPolicyInference:
+    """For a learner whose `inference_module()` is its whole deterministic policy on the "policy" observations
+    (the off-policy and parameter-space methods): what eval and export call, and the checkpoint hooks of a
+    learner's own extra state."""
+
+    @torch.no_grad()
+    def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.inference_module()(obs["policy"])
+
+    @staticmethod
+    def inference_input(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["policy"]
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+
 STD_TYPES = ("log", "scalar")
 MIN_STD = 1e-3
 

@@ -181,6 +181,10 @@ def test_gym_adapter_for_discrete_and_continuous_envs():
                                                     "continuous ones"),
     (["train", "gym:CartPole-v1", "--algo", "sac"], "algo: SAC needs Box (continuous) actions; gym:CartPole-v1"),
     (["train", "gym:Pendulum-v1", "--algo", "td3", "--set", "algorithm.tau=0"], "algorithm: gamma, tau: must be"),
+    (["train", "gym:CartPole-v1", "--algo", "es", "--num-envs", "7"], "runner.num_envs: ES needs an even number of "
+                                                                       "candidates (pairs), got 7"),
+    (["train", "gym:CartPole-v1", "--algo", "cem", "--num-envs", "10", "--set", "algorithm.worlds_per_candidate=3"],
+     "runner.num_envs: 10 is not a multiple of algorithm.worlds_per_candidate (3)"),
     (["train", "gym:CartPole-v1", "--set", "algorithm.surrogate=trust"],
      "algorithm: surrogate: expected 'clip' or 'kl_penalty', got 'trust'"),
 ])
@@ -248,28 +252,35 @@ class _PointMass(PointMass):
         return {}
 
 
-OFF_POLICY = {  # measured: sac -7.2, svg0 -7.4, td3 -9.3 after 150 iterations (9,600 env steps)
-    "sac": {}, "svg0": {}, "td3": {"actor_lr": 1e-3, "critic_lr": 1e-3},
+OFF_POLICY = {"hidden": [64, 64], "learning_starts": 800, "batch_size": 128, "utd_ratio": 0.25, "num_steps_per_env": 4,
+              "normalize_obs": False}
+# through each method's runner: (worlds, iterations, algorithm overrides, env steps, buffer size); measured: sac -7.2,
+# svg0 -7.4, td3 -9.3 (9,600 env steps), cem -7.8, es -8.7 (120 populations of 64 over 50-step episodes)
+RUNNER_LEARNS = {
+    "sac": (16, 150, OFF_POLICY, 9600, 9600 - 9600 // 50),  # time-outs are left out: the point mass has no final obs
+    "svg0": (16, 150, OFF_POLICY, 9600, 9600 - 9600 // 50),
+    "td3": (16, 150, {**OFF_POLICY, "actor_lr": 1e-3, "critic_lr": 1e-3}, 9600, 9600 - 9600 // 50),
+    "cem": (64, 120, {"hidden": [16], "horizon": 50}, 120 * 50 * 64, None),
+    "es": (64, 120, {"hidden": [16], "horizon": 50, "learning_rate": 0.05, "init_std": 0.05}, 120 * 50 * 64, None),
 }
 
 
-@pytest.mark.parametrize("name", sorted(OFF_POLICY))
-def test_each_off_policy_method_learns_to_drive_the_point_mass_home(name, tmp_path):
+@pytest.mark.parametrize("name", sorted(RUNNER_LEARNS))
+def test_each_off_policy_and_search_method_drives_the_point_mass_home(name, tmp_path):
     from pg_robotics.recipe import make_recipe
-    from pg_robotics.runners.replay import ReplayRunner
+    from pg_robotics.runners import runner_class
 
+    worlds, iterations, overrides, env_steps, buffer_size = RUNNER_LEARNS[name]
     torch.manual_seed(0)
-    env = _PointMass(num_envs=16, seed=0)
+    env = _PointMass(num_envs=worlds, seed=0)
     recipe = make_recipe("quadruped-flat", name, overrides={
-        "runner": {"max_iterations": 150, "save_interval": 1000, "threads": 1},
-        "algorithm": {"hidden": [64, 64], "learning_starts": 800, "batch_size": 128, "utd_ratio": 0.25,
-                      "num_steps_per_env": 4, "normalize_obs": False, **OFF_POLICY[name]}})
-    learner = algorithms.get(name).learner_class().from_env(recipe.algorithm, env)
+        "runner": {"max_iterations": iterations, "save_interval": 1000, "threads": 1}, "algorithm": overrides})
+    spec = algorithms.get(name)
+    learner = spec.learner_class().from_env(recipe.algorithm, env)
     before = evaluate(learner.act_inference)
-    last = ReplayRunner(env, recipe, learner, tmp_path).learn(progress=False)
+    last = runner_class(spec.runner)(env, recipe, learner, tmp_path).learn(progress=False)
     after = evaluate(learner.act_inference)
-    # every 50th step of a world is a time-out; the point mass reports no final obs, so those are left out
-    assert last["env_steps"] == 150 * 4 * 16 and last["buffer_size"] == 9600 - 9600 // 50
+    assert last["env_steps"] == env_steps and last.get("buffer_size") == buffer_size, last
     assert before < -25 and after > -12, (name, before, after, last)
 
 
@@ -320,3 +331,47 @@ def test_an_off_policy_run_resumes_with_its_replay_buffer(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     # 16 worlds x 1 step per iteration, none lost at the resume (Pendulum's episodes are 200 steps)
     assert summary["iteration"] == 5 and summary["buffer_size"] == 5 * 16 and summary["algo"] == "sac"
+
+
+# ---- searches in parameter space (runner: population) ------------------------------------------------------------
+def test_es_antithetic_estimate_matches_the_gradient_on_a_quadratic():
+    """F(theta) = -|theta - c|^2: the antithetic estimate of grad E[F(theta + sigma eps)] = -2 (theta - c) (exact
+    for a quadratic, whatever sigma), from 20,000 pairs, matches central finite differences."""
+    from pg_robotics.algorithms.es import es_gradient
+
+    gen = torch.Generator().manual_seed(0)
+    c, theta, sigma = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.3, 0.1, -0.4]), 0.1
+    f = lambda x: -(x - c).square().sum(-1)  # noqa: E731
+    eps = torch.randn(20_000, 3, generator=gen, dtype=torch.float64).float()
+    g = es_gradient(f(theta + sigma * eps), f(theta - sigma * eps), eps, sigma)
+    h = 1e-3
+    fd = torch.stack([(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in torch.eye(3)])
+    # sampling error of the estimate: |grad| / sqrt(pairs) ~ 0.035 per element; 0.12 is over 3 standard errors
+    assert torch.allclose(g, fd, atol=0.12), (g, fd)
+    # antithetic pairs cancel the quadratic term exactly: one pair gives the directional derivative along eps
+    one = eps[:1]
+    assert torch.allclose((f(theta + sigma * one) - f(theta - sigma * one)) / (2 * sigma), one @ fd, atol=1e-3)
+
+
+def test_cem_converges_on_a_known_optimum():
+    from pg_robotics.algorithms.cem import cem_refit
+
+    gen = torch.Generator().manual_seed(0)
+    c = torch.tensor([3.0, -1.0, 0.5, 2.0])
+    mean, std = torch.zeros(4), torch.ones(4)
+    for _ in range(40):
+        samples = mean + std * torch.randn(200, 4, generator=gen)
+        mean, std = cem_refit(samples, -(samples - c).square().sum(-1), elite_fraction=0.2, extra_std=0.0)
+    assert torch.allclose(mean, c, atol=1e-2) and std.max() < 1e-2, (mean, std)
+
+
+def test_cem_solves_cartpole_from_the_cli_and_exports(tmp_path):
+    run = tmp_path / "run"
+    result = pgr("train", "gym:CartPole-v1", "--algo", "cem", "--num-envs", "64", "--max-iterations", "20",
+                 "--run-dir", str(run), "--no-progress", "--set", "algorithm.horizon=500", "--set", "runner.threads=1",
+                 "--set", "runner.save_interval=10")
+    assert result.returncode == 0, result.stderr
+    ev = json.loads(pgr("eval", str(run), "--json").stdout)
+    assert ev["mean_return"] > 300, ev  # measured: 500.0 after 30 iterations of 64 candidates
+    result = pgr("export", str(run), "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["replay_action_max_abs_diff"] == 0.0, result.stderr

@@ -32,7 +32,7 @@ class Algorithm:
     module: str  # pg_robotics.algorithms.<module>: holds `config` and `learner`
     config: str  # the config dataclass's name
     learner: str  # the learner class's name
-    runner: str  # "on_policy" | "off_policy" (goal episodes, HER) | "replay" (transitions)
+    runner: str  # "on_policy" | "off_policy" (goal episodes, HER) | "replay" (transitions) | "population"
     needs: str  # what it needs from a task: "vector" | "goal"
     default_for: tuple[str, ...] = ()  # the task kinds ("locomotion", "gym", "goal") it trains without --algo
 
@@ -67,6 +67,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "td3", "TD3Cfg", "TD3", "replay", "vector"),
     Algorithm("dqn", "DQN: replay memory, target network, epsilon-greedy, for discrete actions",
               "dqn", "DQNCfg", "DQN", "replay", "vector"),
+    Algorithm("cem", "CEM: the cross-entropy method on the policy's parameters, the population in one batched env",
+              "cem", "CEMCfg", "CEM", "population", "vector"),
+    Algorithm("es", "ES: antithetic Gaussian perturbations of the policy's parameters, ranked returns, Adam",
+              "es", "ESCfg", "ES", "population", "vector"),
     Algorithm("ddpg_her", "DDPG with hindsight experience replay for sparse-reward goal tasks",
               "ddpg_her", "DDPGCfg", "DDPG", "off_policy", "goal", default_for=("goal",)),
 )}

@@ -19,7 +19,7 @@ from torch import nn
 from pg_robotics import distributed
 from pg_robotics.distributed import SINGLE, World
 from pg_robotics.envs import ConfigError
-from pg_robotics.networks import ACTIVATIONS, EmpiricalNormalizer
+from pg_robotics.networks import ACTIVATIONS, EmpiricalNormalizer, FlatPolicyInference
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Inference(nn.Module):
         return out if self.discrete else self.low + (out + 1) * 0.5 * (self.high - self.low)
 
 
-class ReplayLearner:
+class ReplayLearner(FlatPolicyInference):
     discrete_actions = False  # what the method needs: Discrete (DQN) or Box actions (the others)
 
     @classmethod
@@ -174,14 +174,6 @@ class ReplayLearner:
     def inference_module(self) -> nn.Module:
         return Inference(self.obs_normalizer, self.policy_net(), self.low, self.high, self.discrete).eval()
 
-    @torch.no_grad()
-    def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.inference_module()(obs["policy"])
-
-    @staticmethod
-    def inference_input(obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return obs["policy"]
-
     def digest_module(self) -> nn.Module:
         return nn.ModuleDict(self.nets)
 
@@ -199,9 +191,3 @@ class ReplayLearner:
         self.obs_normalizer.load_state_dict(state["obs_normalizer"])
         self.critic_obs_normalizer.load_state_dict(state["critic_obs_normalizer"])
         self.load_extra_state(state)
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass

@@ -1,6 +1,7 @@
 """Runners: one loop skeleton (`base.py`) with three ways to fill an iteration (`on_policy.py`: a rollout then an
 update; `off_policy.py`: whole goal episodes into a HER buffer, then gradient steps; `replay.py`: a few steps of
-every world into a transition buffer, then gradient steps). An algorithm's registry entry
+every world into a transition buffer, then gradient steps; `population.py`: one episode of every candidate of a
+parameter-space search, then its update). An algorithm's registry entry
 says which one trains it. The runner configs live here, apart from the loops, so that reading a recipe imports no
 torch."""
 
@@ -55,7 +56,7 @@ class OffPolicyRunnerCfg(RunnerCfg):
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
 
-CONFIGS = {"on_policy": RunnerCfg, "off_policy": OffPolicyRunnerCfg, "replay": RunnerCfg}
+CONFIGS = {"on_policy": RunnerCfg, "off_policy": OffPolicyRunnerCfg, "replay": RunnerCfg, "population": RunnerCfg}
 
 
 def runner_class(kind: str) -> type:
