@@ -350,8 +350,8 @@ def test_bad_goal_train_input_exits_2(args, message, tmp_path, capsys):
 
 
 def test_bad_algo_choice_is_an_argparse_error():
-    result = pgr("train", "arm-push", "--algo", "sac")
-    assert result.returncode == 2 and "--algo: invalid choice: 'sac'" in result.stderr
+    result = pgr("train", "arm-push", "--algo", "ppg")
+    assert result.returncode == 2 and "--algo: invalid choice: 'ppg'" in result.stderr
 
 
 def test_goal_run_eval_over_all_checkpoints_and_record(tmp_path):

@@ -34,8 +34,13 @@ def test_list_table_and_json():
     assert "ppo" in table.stdout and "ddpg_her" in table.stdout  # the algorithm registry's names
     listing = json.loads(pgr("list", "--json").stdout)
     assert {"name": "quadruped-flat", "robot": "go1", "kind": "locomotion"}.items() <= listing["tasks"][0].items()
-    assert [a["name"] for a in listing["algorithms"]] == ["ppo", "ddpg_her"]
-    assert {"runner": "off_policy", "needs": "goal"}.items() <= listing["algorithms"][1].items()
+    names = [a["name"] for a in listing["algorithms"]]
+    assert names == ["ppo", "ppo_kl", "a2c", "reinforce", "npg", "trpo", "sac", "svg0", "td3", "dqn", "cem", "es",
+                     "ddpg_her"]
+    runners = {a["name"]: (a["runner"], a["needs"]) for a in listing["algorithms"]}
+    assert runners["ddpg_her"] == ("off_policy", "goal") and runners["trpo"] == ("on_policy", "vector")
+    assert runners["sac"] == ("replay", "vector") and runners["es"] == ("population", "vector")
+    assert all(name in table.stdout for name in names)
 
 
 @pytest.mark.parametrize("args, message", [

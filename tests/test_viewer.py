@@ -193,7 +193,7 @@ def test_keys_drive_the_command_p_pushes_and_the_screenshot_shows_the_robot(legg
             time.sleep(0.5)
             for keys in (("Up", "Up", "Up", "w", "a"), ("p",), ("q", "e", "e")):
                 press(env, wid, *keys)
-                time.sleep(0.5)  # each group handled between control steps of its own
+                time.sleep(1.0)  # each group handled between control steps of its own (a loaded host steps slowly)
 
         result, lines = live(legged_run, env, tmp_path, script, "--screenshot", str(shot))
         end = lines[-1]
