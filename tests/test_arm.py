@@ -449,3 +449,16 @@ def test_ctrl_c_finishes_the_cycle_saves_and_the_run_resumes(tmp_path):
     resumed = pgr(*["train", "arm-reach", "--resume", str(run), *ARM_TINY, "--max-iterations", str(n + 2)])
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "summary.json").read_text())["iteration"] == n + 2
+
+
+@pytest.mark.parametrize("algo", ["sac_her", "td3_her"])
+def test_sac_and_td3_with_her_train_resume_and_export_a_goal_task(algo, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "arm-reach", "--algo", algo, "--max-iterations", "2", "--run-dir", str(run),
+                 *ARM_TINY]) == 0
+    assert main(["train", "arm-reach", "--resume", str(run), "--max-iterations", "3", *ARM_TINY]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["algo"] == algo and summary["iteration"] == 3 and 0 <= summary["success_rate"] <= 1
+    result = pgr("export", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["replay_action_max_abs_diff"] <= 1e-4

@@ -218,15 +218,18 @@ def test_bad_ddpg_config_names_the_field(overrides, field, message):
 
 
 # ---- learning check ------------------------------------------------------------------------------------------------
-def train_point_goal(strategy: str, seed: int, cycles: int = 120) -> float:
-    """DDPG (+HER with `strategy`) on the 2-D PointGoal, the off-policy runner's loop; returns the success rate of
-    the deterministic policy on 200 fresh episodes."""
+def train_point_goal(strategy: str, seed: int, cycles: int = 120, algo: str = "ddpg_her") -> float:
+    """DDPG (or another off-policy goal learner of the registry) + HER with `strategy` on the 2-D PointGoal, the
+    off-policy runner's loop; returns the success rate of the deterministic policy on 200 fresh episodes."""
+    from pg_robotics import algorithms
+
     torch.manual_seed(seed)
     env = PointGoal(8, seed=seed)
+    spec = algorithms.get(algo)
     # polyak 0.5: the targets follow the online nets within a few cycles, so values propagate in a short run
-    cfg = DDPGCfg(hidden=[64, 64], batch_size=128, updates_per_cycle=20, buffer_episodes=2000, polyak=0.5,
-                  her_strategy=strategy)
-    alg = DDPG(cfg, 2, 2, 2)
+    cfg = spec.config_class()(hidden=[64, 64], batch_size=128, updates_per_cycle=20, buffer_episodes=2000,
+                              polyak=0.5, her_strategy=strategy)
+    alg = spec.learner_class()(cfg, 2, 2, 2)
     buf = EpisodeBuffer(cfg.buffer_episodes, env.episode_steps, 2, 2, 2)
     gen = torch.Generator().manual_seed(seed)
     obs = env.reset()
@@ -280,3 +283,9 @@ def test_ddpg_her_solves_point_goal_and_plain_ddpg_does_not():
     without = train_point_goal("none", 0)
     assert min(with_her) >= 0.9, with_her
     assert without < 0.3, without
+
+
+@pytest.mark.parametrize("algo", ["sac_her", "td3_her"])
+def test_her_works_with_sac_and_td3_too(algo):
+    """The same goal runner and HER batches with SAC's or TD3's learner (algorithms/her_variants.py)."""
+    assert train_point_goal("future", 0, algo=algo) >= 0.9

@@ -36,7 +36,7 @@ def test_list_table_and_json():
     assert {"name": "quadruped-flat", "robot": "go1", "kind": "locomotion"}.items() <= listing["tasks"][0].items()
     names = [a["name"] for a in listing["algorithms"]]
     assert names == ["ppo", "ppo_kl", "a2c", "reinforce", "npg", "trpo", "sac", "svg0", "td3", "dqn", "cem", "es",
-                     "ddpg_her"]
+                     "ddpg_her", "sac_her", "td3_her"]
     runners = {a["name"]: (a["runner"], a["needs"]) for a in listing["algorithms"]}
     assert runners["ddpg_her"] == ("off_policy", "goal") and runners["trpo"] == ("on_policy", "vector")
     assert runners["sac"] == ("replay", "vector") and runners["es"] == ("population", "vector")

@@ -73,6 +73,10 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "es", "ESCfg", "ES", "population", "vector"),
     Algorithm("ddpg_her", "DDPG with hindsight experience replay for sparse-reward goal tasks",
               "ddpg_her", "DDPGCfg", "DDPG", "off_policy", "goal", default_for=("goal",)),
+    Algorithm("sac_her", "SAC with hindsight experience replay for sparse-reward goal tasks",
+              "her_variants", "SACHERCfg", "SACHER", "off_policy", "goal"),
+    Algorithm("td3_her", "TD3 with hindsight experience replay for sparse-reward goal tasks",
+              "her_variants", "TD3HERCfg", "TD3HER", "off_policy", "goal"),
 )}
 
 # what a task kind offers, for the `needs` check
