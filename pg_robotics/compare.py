@@ -101,8 +101,9 @@ def markdown(task: str, table: list[dict], threshold, minutes, env_steps, seeds:
              f"(mean return of the deterministic policy, or success rate)", ""]
     cols = ["algo", "final score (mean [min, max])", "best", "env steps"]
     extra = [k for k in ("time_to_threshold_s", "time_to_walking_s") if any(k in e for e in table)]
-    cols += [{"time_to_threshold_s": f"time to {threshold:g} (s, per seed)",
-              "time_to_walking_s": "time to walking (s, per seed)"}[k] for k in extra]
+    labels = {"time_to_threshold_s": f"time to {threshold} (s, per seed)",
+              "time_to_walking_s": "time to walking (s, per seed)"}
+    cols += [labels[k] for k in extra]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for e in table:
         cells = [e["algo"], f"{e['final_mean']:.2f} [{e['final_min']:.2f}, {e['final_max']:.2f}]",

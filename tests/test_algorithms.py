@@ -375,3 +375,17 @@ def test_cem_solves_cartpole_from_the_cli_and_exports(tmp_path):
     assert ev["mean_return"] > 300, ev  # measured: 500.0 after 30 iterations of 64 candidates
     result = pgr("export", str(run), "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["replay_action_max_abs_diff"] == 0.0, result.stderr
+
+
+def test_compare_table_without_a_threshold_gives_the_time_to_walking():
+    from pg_robotics.compare import markdown, summarize
+
+    point = lambda i, t, score, walks: {"iteration": i, "time_s": t, "env_steps": i * 100, "score": score,  # noqa: E731
+                                        "meets_criterion": walks}
+    rows = {"ppo": [{"seed": 0, "points": [point(25, 30.0, 1.0, False), point(50, 60.0, 2.0, True)]}],
+            "a2c": [{"seed": 0, "points": [point(25, 30.0, 0.5, False), point(50, 60.0, 0.7, False)]}]}
+    table = summarize(rows, None)
+    assert table[0]["time_to_walking_s"] == [60.0] and table[1]["time_to_walking_s"] == [None]
+    text = markdown("quadruped-flat", table, None, 5.0, None, 1)
+    assert "time to walking (s, per seed)" in text and "| ppo | 2.00 [2.00, 2.00] | 2.00 | 5000 | 60 |" in text
+    assert "| a2c |" in text and "not reached" in text
