@@ -330,7 +330,7 @@ def test_goal_run_resume_continues_bit_identically(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "arm-push", "--algo", "ppo"], "algo: arm-push is a goal task with a sparse reward; ppo needs a "
-                                             "dense-reward task (train it with ddpg_her)"),
+                                             "dense-reward task (train it with ddpg_her, sac_her, td3_her)"),
     (["train", "quadruped-flat", "--algo", "ddpg_her"], "algo: ddpg_her needs a goal task"),
     (["train", "arm-push", "--set", "algorithm.her_strategy=bogus"], "algorithm: her_strategy: unknown 'bogus'"),
     (["train", "arm-push", "--set", "algorithm.gamma=1.0"], "algorithm: gamma: must be in (0, 1)"),
