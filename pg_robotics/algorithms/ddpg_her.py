@@ -187,7 +187,12 @@ class DDPG:
 
     @torch.no_grad()
     def update_targets(self) -> None:
-        for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+        self.polyak((self.actor, self.actor_target), (self.critic, self.critic_target))
+
+    @torch.no_grad()
+    def polyak(self, *pairs: tuple[nn.Module, nn.Module]) -> None:
+        """target <- polyak * target + (1 - polyak) * online, for each (online, target) pair."""
+        for net, target in pairs:
             for p, tp in zip(net.parameters(), target.parameters()):
                 tp.mul_(self.cfg.polyak).add_(p, alpha=1 - self.cfg.polyak)
 

@@ -82,12 +82,6 @@ class TwinCriticHER(DDPG):
         self.critic_opt.step()
         return loss.detach(), q1.detach().mean()
 
-    @torch.no_grad()
-    def polyak_critics(self) -> None:
-        for net, target in ((self.critic, self.critic_target), (self.critic2, self.critic2_target)):
-            for p, tp in zip(net.parameters(), target.parameters()):
-                tp.mul_(self.cfg.polyak).add_(p, alpha=1 - self.cfg.polyak)
-
     NAMES = ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target", "actor_opt",
              "critic_opt", "obs_normalizer", "goal_normalizer")
 
@@ -143,8 +137,8 @@ class SACHER(TwinCriticHER):
         return {"critic_loss": critic_loss, "actor_loss": actor_loss.detach(), "q_mean": q_mean,
                 "alpha": alpha, "entropy": -logp.detach().mean()}
 
-    def update_targets(self) -> None:
-        self.polyak_critics()
+    def update_targets(self) -> None:  # no actor target in SAC
+        self.polyak((self.critic, self.critic_target), (self.critic2, self.critic2_target))
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone(),
@@ -189,6 +183,4 @@ class TD3HER(TwinCriticHER):
 
     def update_targets(self) -> None:
         super().update_targets()  # actor and first critic, as DDPG
-        with torch.no_grad():
-            for p, tp in zip(self.critic2.parameters(), self.critic2_target.parameters()):
-                tp.mul_(self.cfg.polyak).add_(p, alpha=1 - self.cfg.polyak)
+        self.polyak((self.critic2, self.critic2_target))

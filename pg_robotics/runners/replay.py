@@ -107,10 +107,10 @@ class ReplayRunner(Runner):
         if self.total_steps + steps < cfg.learning_starts or self.buffer.size < cfg.batch_size:
             return {}
         updates = max(1, round(cfg.utd_ratio * steps))
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # 0-d tensors: no host sync per gradient step
         for _ in range(updates):
             for key, value in alg.update(self.buffer.sample(cfg.batch_size, self.gen)).items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums[key] + value if key in sums else torch.as_tensor(value)
         return {k: v / updates for k, v in sums.items()}
 
     def postfix(self, record: dict) -> str:
