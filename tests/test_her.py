@@ -289,3 +289,17 @@ def test_ddpg_her_solves_point_goal_and_plain_ddpg_does_not():
 def test_her_works_with_sac_and_td3_too(algo):
     """The same goal runner and HER batches with SAC's or TD3's learner (algorithms/her_variants.py)."""
     assert train_point_goal("future", 0, algo=algo) >= 0.9
+
+
+def test_sac_her_keeps_no_actor_target_and_loads_the_older_layout():
+    from pg_robotics import algorithms
+
+    spec = algorithms.get("sac_her")
+    alg = spec.learner_class()(spec.config_class()(hidden=[16]), 2, 2, 2)
+    state = alg.state_dict()
+    assert "actor_target" not in state and {"critic2_target", "log_alpha"} <= set(state)
+    older = {**state, "actor_target": alg.actor.state_dict()}  # what sac_her checkpoints of 2026-12-02 held
+    other = spec.learner_class()(spec.config_class()(hidden=[16]), 2, 2, 2)
+    other.load_state_dict(older)
+    x = {"observation": torch.randn(5, 2), "desired_goal": torch.randn(5, 2)}
+    assert torch.equal(other.act_inference(x), alg.act_inference(x))

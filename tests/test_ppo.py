@@ -97,3 +97,51 @@ def test_the_runner_trains_an_env_without_constraints_or_episode_terms(tmp_path)
     assert last["mean_episode_length_s"] == pytest.approx(5.0)  # 50 steps of 0.1 s, every episode a time-out
     assert json.loads((tmp_path / "summary.json").read_text())["iteration"] == 3
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["model_2.pt", "model_3.pt"]
+
+
+def test_per_network_clipping_bounds_actor_and_critic_apart():
+    """grad_clip "per_network": each of actor (with its noise) and critic is clipped to max_grad_norm on its own,
+    so a large critic gradient does not shrink the actor's; "joint" clips their norm together."""
+    def norms(grad_clip: str) -> tuple[float, float]:
+        torch.manual_seed(0)
+        cfg = PPOCfg(actor_hidden=[8], critic_hidden=[8], max_grad_norm=1.0, grad_clip=grad_clip)
+        ppo = PPO(cfg, 3, 3, 2, num_envs=4)
+        obs = torch.randn(64, 3)
+        dist = ppo.policy.distribution(obs)
+        loss = 0.01 * ppo.policy.log_prob(dist, torch.zeros(64, 2)).mean() + 1e3 * ppo.policy.value(obs).mean()
+        ppo.optimizer.step = lambda: None  # the clipped gradients are what is looked at
+        ppo.gradient_step(loss)
+        grad = lambda ps: float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ps])))  # noqa: E731
+        return grad(ppo.policy.actor_parameters()), grad(ppo.policy.critic_parameters())
+
+    actor, critic = norms("per_network")
+    assert critic == pytest.approx(1.0, rel=1e-4) and 1e-3 < actor <= 1.0 + 1e-5
+    actor_joint, critic_joint = norms("joint")
+    assert (actor_joint ** 2 + critic_joint ** 2) ** 0.5 == pytest.approx(1.0, rel=1e-4)
+    assert actor_joint < actor / 100  # the critic's gradient took the actor's share of the joint norm
+    from pg_robotics.envs.config import ConfigError, merge
+
+    with pytest.raises(ConfigError, match="grad_clip: expected 'joint' or 'per_network'"):
+        merge(PPOCfg(), {"grad_clip": "actor"}, "algorithm")
+
+
+def test_normalizers_learn_once_per_iteration_when_asked():
+    """normalizer_update "iteration": the statistics stay frozen while the rollout is collected, then learn all
+    its observations at once after the update; "step" learns before every action."""
+    env = PointMass(num_envs=16, seed=0)
+    for mode in ("iteration", "step"):
+        cfg = PPOCfg(actor_hidden=[8], critic_hidden=[8], num_steps_per_env=5, normalizer_update=mode)
+        ppo = PPO(cfg, 4, 4, 2, env.num_envs)
+        obs, seen = env.reset(), []
+        for _ in range(cfg.num_steps_per_env):
+            seen.append(obs["policy"])
+            obs, reward, done, info = env.step(ppo.act(obs))
+            ppo.process_env_step(reward, done, info)
+            assert int(ppo.obs_normalizer.count) == (0 if mode == "iteration" else 16 * len(seen))
+        ppo.compute_returns(obs)
+        ppo.update()
+        ppo.end_iteration()
+        assert int(ppo.obs_normalizer.count) == 80
+        assert torch.allclose(ppo.obs_normalizer.mean, torch.cat(seen).mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="normalizer_update: expected 'step' or 'iteration'"):
+        PPOCfg(normalizer_update="epoch")

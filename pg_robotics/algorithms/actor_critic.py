@@ -30,8 +30,18 @@ class OnPolicyCfg:
     lam: float = 0.95
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
+    # the gradient norm clipped at max_grad_norm over actor and critic together ("joint") or for each of them apart
+    # ("per_network": the critic's larger gradients no longer shrink the actor's step)
+    grad_clip: str = "joint"
+    # when the observation normalizers learn: "step" (each env step, before acting) or "iteration" (once, after the
+    # update, from the rollout's observations: frozen while the rollout is collected and learned from)
+    normalizer_update: str = "step"
 
     def __post_init__(self):
+        if self.grad_clip not in ("joint", "per_network"):
+            raise ValueError(f"grad_clip: expected 'joint' or 'per_network', got {self.grad_clip!r}")
+        if self.normalizer_update not in ("step", "iteration"):
+            raise ValueError(f"normalizer_update: expected 'step' or 'iteration', got {self.normalizer_update!r}")
         if self.noise_std_type not in ("log", "scalar"):
             raise ValueError(f"noise_std_type: expected 'log' or 'scalar', got {self.noise_std_type!r}")
         if self.num_steps_per_env < 1:
@@ -94,21 +104,35 @@ class ActorCriticLearner:
         self.storage = RolloutStorage(num_envs, cfg.num_steps_per_env, num_obs, num_critic_obs,
                                       1 if discrete else num_actions, self.device, num_params=num_actions)
         self._transition: dict = {}
+        self._rollout_obs: list[tuple[torch.Tensor, torch.Tensor]] = []  # normalizer_update "iteration"
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """One Adam over actor, critic and noise (PPO, A2C); NPG and TRPO step the actor themselves."""
         return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.learning_rate)
 
     def normalize(self, obs: dict[str, torch.Tensor], update: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`update`: a rollout step's observations, which the normalizers learn from now or after the update."""
         policy_obs, critic_obs = obs["policy"], obs.get("critic", obs["policy"])
         if update and self.cfg.normalize_obs:
-            if self.mirror:  # symmetric statistics: normalizing a mirror image = mirroring the normalized one
-                self.obs_normalizer.update(torch.cat([policy_obs, self._mirrored(policy_obs, "policy")]))
-                self.critic_obs_normalizer.update(torch.cat([critic_obs, self._mirrored(critic_obs, "critic")]))
+            if self.cfg.normalizer_update == "step":
+                self._learn_normalizers(policy_obs, critic_obs)
             else:
-                self.obs_normalizer.update(policy_obs)
-                self.critic_obs_normalizer.update(critic_obs)
+                self._rollout_obs.append((policy_obs, critic_obs))
         return self.obs_normalizer(policy_obs), self.critic_obs_normalizer(critic_obs)
+
+    def _learn_normalizers(self, policy_obs: torch.Tensor, critic_obs: torch.Tensor) -> None:
+        if self.mirror:  # symmetric statistics: normalizing a mirror image = mirroring the normalized one
+            policy_obs = torch.cat([policy_obs, self._mirrored(policy_obs, "policy")])
+            critic_obs = torch.cat([critic_obs, self._mirrored(critic_obs, "critic")])
+        self.obs_normalizer.update(policy_obs)
+        self.critic_obs_normalizer.update(critic_obs)
+
+    def end_iteration(self) -> None:
+        """After the update (the runner calls it): normalizer_update "iteration" learns the rollout's observations."""
+        if self._rollout_obs:
+            policy_obs, critic_obs = (torch.cat(x) for x in zip(*self._rollout_obs))
+            self._rollout_obs = []
+            self._learn_normalizers(policy_obs, critic_obs)
 
     def _mirrored(self, x: torch.Tensor, what: str) -> torch.Tensor:
         index, sign = self.mirror[what]
@@ -169,12 +193,17 @@ class ActorCriticLearner:
                       parameters=None) -> None:
         """Backward, the mean gradient over ranks, norm clipping at `max_grad_norm`, the optimizer's step."""
         optimizer = optimizer or self.optimizer
-        parameters = list(parameters if parameters is not None else self.policy.parameters())
+        whole = parameters is None
+        parameters = list(self.policy.parameters() if whole else parameters)
         optimizer.zero_grad()
         loss.backward()
         if self.world.active:
             distributed.all_reduce_mean_gradients(parameters)
-        nn.utils.clip_grad_norm_(parameters, self.cfg.max_grad_norm)
+        if whole and self.cfg.grad_clip == "per_network":
+            for group in (self.policy.actor_parameters(), self.policy.critic_parameters()):
+                nn.utils.clip_grad_norm_(group, self.cfg.max_grad_norm)
+        else:
+            nn.utils.clip_grad_norm_(parameters, self.cfg.max_grad_norm)
         optimizer.step()
 
     def fit_values(self, optimizer: torch.optim.Optimizer, epochs: int, mini_batches: int,

@@ -96,7 +96,7 @@ class SACHER(TwinCriticHER):
         self.actor = GoalGaussian(*self.dims, cfg.hidden, cfg.activation).to(self.device)
         if self.world.active:
             distributed.broadcast_module(self.actor)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)  # unused by SAC; kept for the layout
+        del self.actor_target  # SAC's targets come from the critics' targets and the online actor
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=self.device, requires_grad=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
@@ -140,12 +140,15 @@ class SACHER(TwinCriticHER):
     def update_targets(self) -> None:  # no actor target in SAC
         self.polyak((self.critic, self.critic_target), (self.critic2, self.critic2_target))
 
+    NAMES = tuple(name for name in TwinCriticHER.NAMES if name != "actor_target")
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone(),
                 "alpha_opt": self.alpha_opt.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         state = dict(state)
+        state.pop("actor_target", None)  # checkpoints of 2026-12-02 carried one
         with torch.no_grad():
             self.log_alpha.copy_(state.pop("log_alpha"))
         self.alpha_opt.load_state_dict(state.pop("alpha_opt"))

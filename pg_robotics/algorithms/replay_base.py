@@ -174,6 +174,13 @@ class ReplayLearner(FlatPolicyInference):
     def inference_module(self) -> nn.Module:
         return Inference(self.obs_normalizer, self.policy_net(), self.low, self.high, self.discrete).eval()
 
+    @torch.no_grad()
+    def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The inference module, built once: it holds the live networks and normalizer, not copies."""
+        if getattr(self, "_inference", None) is None:
+            self._inference = self.inference_module()
+        return self._inference(obs["policy"])
+
     def digest_module(self) -> nn.Module:
         return nn.ModuleDict(self.nets)
 

@@ -64,7 +64,9 @@ class OnPolicyRunner(Runner):
 
     def update(self) -> dict:
         self.alg.compute_returns(self.obs)  # with the update's threads: the critic runs over the whole rollout
-        return self.alg.update(self.update_gen)
+        figures = self.alg.update(self.update_gen)
+        self.alg.end_iteration()
+        return figures
 
     def log_extra(self, writer) -> None:
         n = self.alg.cfg.num_steps_per_env
