@@ -103,8 +103,13 @@ class TeleopNode(Node):
             self.get_logger().info(f"command vx {command[0]:+.2f} vy {command[1]:+.2f} wz {command[2]:+.2f}")
 
     def close(self) -> None:
+        from rclpy.duration import Duration
+
         self.command = (0.0, 0.0, 0.0)
         self.pub.publish(twist(self.command))
+        # reliable /cmd_vel: leave only once the readers have the zero (a loaded machine could otherwise lose it
+        # with the process), at most 1 s
+        self.pub.wait_for_all_acked(Duration(seconds=1.0))
         if self._terminal is not None:
             import termios
 
