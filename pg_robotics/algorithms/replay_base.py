@@ -100,6 +100,7 @@ class ReplayLearner(FlatPolicyInference):
         self.build()
         for net in self.nets.values():
             distributed.broadcast_module(net)  # every rank starts from rank 0's parameters
+        self._inference: nn.Module | None = None  # act_inference's module, built on first use
 
     # ---- what a member provides ------------------------------------------------------------------------------
     def build(self) -> None:
@@ -177,7 +178,7 @@ class ReplayLearner(FlatPolicyInference):
     @torch.no_grad()
     def act_inference(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The inference module, built once: it holds the live networks and normalizer, not copies."""
-        if getattr(self, "_inference", None) is None:
+        if self._inference is None:
             self._inference = self.inference_module()
         return self._inference(obs["policy"])
 

@@ -16,6 +16,7 @@ import sys
 import threading
 
 from geometry_msgs.msg import Twist
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pg_robotics.deploy import teleop
@@ -103,8 +104,6 @@ class TeleopNode(Node):
             self.get_logger().info(f"command vx {command[0]:+.2f} vy {command[1]:+.2f} wz {command[2]:+.2f}")
 
     def close(self) -> None:
-        from rclpy.duration import Duration
-
         self.command = (0.0, 0.0, 0.0)
         self.pub.publish(twist(self.command))
         # reliable /cmd_vel: leave only once the readers have the zero (a loaded machine could otherwise lose it
