@@ -17,6 +17,7 @@ from pg_robotics.algorithms.npg import NPG, NPGCfg
 
 @dataclass
 class TRPOCfg(NPGCfg):
+    fisher_fraction: float = 1.0  # the whole rollout: a quarter is measured for NPG only
     backtracks: int = 10  # L: the line search tries alpha^0 .. alpha^L of the step
     backtrack_ratio: float = 0.5  # alpha
 
