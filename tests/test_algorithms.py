@@ -115,6 +115,18 @@ def test_trpo_steps_stay_inside_the_trust_region():
     assert any(h["line_search_backtracks"] >= 0 for h in history)  # some step was taken
 
 
+@pytest.mark.parametrize("cls, cfg_cls, every", [(NPG, NPGCfg, 4), (TRPO, TRPOCfg, 1)])
+def test_the_fisher_products_use_the_default_fraction_of_the_rollout(cls, cfg_cls, every):
+    """NPG's Fisher-vector products run on every 4th sample of the rollout by default, TRPO's on all of it."""
+    torch.manual_seed(0)
+    env = PointMass(num_envs=16, seed=0)
+    learner = cls(cfg_cls(**SMALL), 4, 4, 2, env.num_envs)
+    seen, fvp = [], learner.fisher_vector_product
+    learner.fisher_vector_product = lambda obs: seen.append(len(obs)) or fvp(obs)
+    _train(learner, env, 1)
+    assert seen == [SMALL["num_steps_per_env"] * env.num_envs // every]
+
+
 def test_kl_penalty_coefficient_follows_the_measured_kl():
     torch.manual_seed(0)
     env = PointMass(num_envs=16, seed=0)
@@ -126,8 +138,8 @@ def test_kl_penalty_coefficient_follows_the_measured_kl():
 
 
 # on the point mass (seed 0; doing nothing scores -36.4, a hand-tuned PD controller -7.8, PPO -8.3 after 40
-# iterations): the iterations each gets and its bound; measured: ppo_kl -6.8, a2c -7.5, reinforce -7.0, npg -7.4,
-# trpo -7.4
+# iterations): the iterations each gets and its bound; measured: ppo_kl -6.8, a2c -7.5, reinforce -7.0, npg -7.6
+# (a quarter of the rollout in its Fisher products; -7.4 with all of it), trpo -7.4
 LEARNS = {
     "ppo_kl": (40, {"learning_rate": 3e-3}, -12.0),
     "a2c": (100, {"learning_rate": 3e-3}, -12.0),
