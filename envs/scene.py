@@ -217,16 +217,20 @@ def add_plane(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_
 
 
 def add_terrain(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_FRICTION, terrain=None) -> Ground:
-    """A generated terrain (envs/terrains) in a static body ``terrain``, all geoms with contact priority (their
-    friction alone sets the contact's): a heightfield per tile (a box where the tile's heightfield part is level:
-    flat tiles, the floor under stairs), the tiles' boxes, and boxes for the flat border. One heightfield per tile,
-    not one for the grid, keeps each heightfield's bounding box small: a robot's geoms meet only the few tiles under
-    them. Contact sensors measure against the body, so every terrain geom counts as ground."""
+    """A generated terrain (envs/terrains) in the world body, all geoms with contact priority (their friction alone
+    sets the contact's): a heightfield per tile (a box where the tile's heightfield part is level: flat tiles, the
+    floor under stairs), the tiles' boxes, and boxes for the flat border. One heightfield per tile, not one for the
+    grid, keeps each heightfield's bounding box small: a robot's geoms meet only the few tiles under them. The
+    geoms sit in the world body itself, not in a static body of their own: MuJoCo pairs the world body with every
+    body and goes straight to its geom tree, while a static body's ~700 geoms went through the broadphase on
+    every physics step (one world standing on a tile of the default grid: 42 us a physics step with a static body,
+    24 us in the world body; docs/benchmarks.md, rough terrain). Contact sensors measure against the world body,
+    which holds nothing but the terrain."""
     if terrain is None:
         raise ConfigError("task.ground.terrain: the terrain ground needs a terrain config")
     cfg, res = terrain.cfg, terrain.cfg.resolution
     material = add_visuals(spec, texrepeat=terrain.size[0] / 2)
-    body = spec.worldbody.add_body(name="terrain")
+    body = spec.worldbody
     common = dict(contype=1, conaffinity=1, condim=3, priority=1, friction=list(friction), material=material)
     names: list[str] = []
 
@@ -260,7 +264,7 @@ def add_terrain(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOO
         box("terrain_border3", (sx / 2, sy - cfg.border / 2, -floor), (inner_x / 2, cfg.border / 2, floor))
     for k, (centre, half) in enumerate(terrain.boxes):
         box(f"terrain_box{k}", centre, half)
-    return Ground(names, OBJ.mjOBJ_BODY, "terrain")
+    return Ground(names, OBJ.mjOBJ_BODY, "world")
 
 
 GROUNDS: dict[str, Callable[..., Ground]] = {"plane": add_plane, "terrain": add_terrain}

@@ -143,3 +143,26 @@ def test_wrong_action_shape_is_refused(still_env):
 
     with pytest.raises(ValueError, match=r"actions: expected shape \(4, 12\), got \(4, 11\)"):
         still_env.step(torch.zeros(4, 11))
+
+
+def test_the_world_bodys_geoms_are_skipped_and_the_motion_is_unchanged():
+    """The backend enables MuJoCo's sleeping with no tree allowed to sleep (so the static geoms are left out of
+    forward kinematics): on a terrain with hundreds of static geoms its worlds move to the last bit as they do
+    with the flag cleared, falls and stair contacts included."""
+    over = {"sim": {"nthread": 1}, "randomization": {"enabled": False},
+            "ground": {"terrain": {"levels": 2, "types": ["stairs_up", "rough"]}}}
+    fast, plain = make("quadruped-rough", 2, overrides=over), make("quadruped-rough", 2, overrides=over)
+    assert fast.sim.model.opt.enableflags & mujoco.mjtEnableBit.mjENBL_SLEEP and fast.sim.model.body(0).geomnum > 30
+    assert (fast.sim.model.tree_sleep_policy == mujoco.mjtSleepPolicy.mjSLEEP_NEVER).all()
+    plain.sim.model.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+    for env in (fast, plain):
+        env.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):  # random targets: the robots stumble and fall on the stairs and the rough ground
+        ctrl = fast.sim.qpos[:, 7:] + torch.rand(2, fast.num_actions, generator=gen, dtype=torch.float64) - 0.5
+        for env in (fast, plain):
+            env.sim.step(ctrl.numpy())
+    assert torch.equal(fast.sim.qpos, plain.sim.qpos) and torch.equal(fast.sim.qvel, plain.sim.qvel)
+    assert (fast.sim.qpos[:, 2] - fast.env_origins[:, 2].double()).min() < 0.2  # they fell: contacts everywhere
+    for env in (fast, plain):
+        env.close()

@@ -369,7 +369,7 @@ def test_the_sim_node_model_on_a_terrain_tile_starts_standing_on_its_surface():
 
     cfg = TerrainCfg(types=["stairs_up"], difficulties=[0.5], seed=2)
     model, origin = sim_model("go1", cfg), generate(cfg).origins[0, 0]
-    assert model.body("terrain").geomnum > 10 and model.ngeom > sim_model("go1").ngeom  # the tile's stair boxes
+    assert model.body("world").geomnum > 10 and model.ngeom > sim_model("go1").ngeom  # the tile's stair boxes
     home = model.key_qpos[0]
     np.testing.assert_allclose(home[:3], origin + [0, 0, load("go1").init_height], atol=1e-9)
     assert origin[2] < -0.3  # climbing up from the centre: it starts at the bottom of the pit, below the plane

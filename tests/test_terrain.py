@@ -103,6 +103,22 @@ def test_the_built_terrain_sits_at_the_height_map(terrain, stairs):
     assert checked > 1000
 
 
+def test_the_ground_contact_sensors_see_every_terrain_geom():
+    """The terrain's geoms live in the world body (cheap for MuJoCo's broadphase); the contact sensors measure
+    against it: worlds standing on a box tile, a heightfield tile and a stair box carry their weight on the feet."""
+    env = make("quadruped-rough", 3, overrides={**QUIET, "ground": {"terrain": {
+        "types": ["flat", "waves", "stairs_down"], "difficulties": [0.5], "spawn_offset": 0.0}}})
+    env.reset()
+    assert sorted(env.terrain_types.tolist()) == [0, 1, 2]
+    for _ in range(25):  # 0.5 s holding the default pose
+        env.step(torch.zeros(3, env.num_actions))
+    weight = float(env.sim.model.body_subtreemass[0]) * 9.81  # the robot: the terrain has no mass
+    vertical = -env.state.foot_forces[..., 2].sum(dim=1)  # the sensors' sign, as on the plane
+    assert torch.allclose(vertical, torch.full_like(vertical, weight), rtol=0.15), (vertical, weight)
+    assert (env.state.base_pos[:, 2] - env.env_origins[:, 2] > 0.2).all()  # standing, not through the ground
+    env.close()
+
+
 def test_the_curriculum_moves_worlds_by_the_rule():
     env = make("quadruped-rough", 6, overrides={**QUIET, "ground": {"terrain": {"levels": 4, "max_init_level": 1}}})
     env.terrain_levels[:] = torch.tensor([1, 1, 1, 3, 0, 1])
