@@ -47,8 +47,8 @@ def skip_static_geoms(model: mujoco.MjModel) -> None:
     """Let MuJoCo skip the world body's geoms in forward kinematics: it does so once sleeping is enabled, and
     with every kinematic tree's sleep policy "never" nothing ever sleeps, so the motion is bit-identical
     (tests/test_backend.py). A terrain puts ~700 static geoms in every world: their poses were recomputed in every
-    physics step (5.4 of 22.7 us a step for one world on the default grid, 1.3 with this). A MuJoCo without sleeping (3.3.5,
-    the oldest supported) leaves the geoms their cost."""
+    physics step (5.4 of 22.7 us a step for one world on the default grid, 1.3 with this). A MuJoCo without
+    sleeping (3.3.5, the oldest supported) leaves the geoms their cost."""
     if not hasattr(mujoco.mjtEnableBit, "mjENBL_SLEEP"):
         return
     model.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
