@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import mujoco
+import numpy as np
 
 from .config import ConfigError
 from .robots import RobotCfg, resolve_mjcf
@@ -219,13 +220,13 @@ def add_plane(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_
 def add_terrain(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOOR_FRICTION, terrain=None) -> Ground:
     """A generated terrain (envs/terrains) in the world body, all geoms with contact priority (their friction alone
     sets the contact's): a heightfield per tile (a box where the tile's heightfield part is level: flat tiles, the
-    floor under stairs), the tiles' boxes, and boxes for the flat border. One heightfield per tile, not one for the
-    grid, keeps each heightfield's bounding box small: a robot's geoms meet only the few tiles under them. The
-    geoms sit in the world body itself, not in a static body of their own: MuJoCo pairs the world body with every
-    body and goes straight to its geom tree, while a static body's ~700 geoms went through the broadphase on
-    every physics step (one world standing on a tile of the default grid: 42 us a physics step with a static body,
-    24 us in the world body; docs/benchmarks.md, rough terrain). Contact sensors measure against the world body,
-    which holds nothing but the terrain."""
+    floor under stairs and slopes), the tiles' boxes and convex meshes, and boxes for the flat border. One
+    heightfield per tile, not one for the grid, keeps each heightfield's bounding box small: a robot's geoms meet
+    only the few tiles under them. The geoms sit in the world body itself, not in a static body of their own:
+    MuJoCo pairs the world body with every body and goes straight to its geom tree, while a static body's ~700
+    geoms went through the broadphase on every physics step (one world standing on a tile of the default grid: 42
+    us a physics step with a static body, 24 us in the world body; docs/benchmarks.md, rough terrain). Contact
+    sensors measure against the world body, which holds nothing but the terrain."""
     if terrain is None:
         raise ConfigError("task.ground.terrain: the terrain ground needs a terrain config")
     cfg, res = terrain.cfg, terrain.cfg.resolution
@@ -264,6 +265,11 @@ def add_terrain(spec: mujoco.MjSpec, friction: tuple[float, float, float] = FLOO
         box("terrain_border3", (sx / 2, sy - cfg.border / 2, -floor), (inner_x / 2, cfg.border / 2, floor))
     for k, (centre, half) in enumerate(terrain.boxes):
         box(f"terrain_box{k}", centre, half)
+    for k, (position, vertices) in enumerate(terrain.meshes):
+        name = f"terrain_mesh{k}"
+        spec.add_mesh(name=name, uservert=np.asarray(vertices, dtype=float).flatten().tolist())
+        names.append(name)
+        body.add_geom(name=name, type=GEOM.mjGEOM_MESH, meshname=name, pos=[float(v) for v in position], **common)
     return Ground(names, OBJ.mjOBJ_BODY, "world")
 
 

@@ -74,19 +74,21 @@ def test_the_terrain_is_seeded():
     assert not np.array_equal(a.heights, c.heights)
 
 
-@pytest.mark.parametrize("stairs", ["boxes", "hfield"])
-def test_the_built_terrain_sits_at_the_height_map(terrain, stairs):
-    """A ray from above at sample points hits the built geometry (heightfields and boxes) at the map's height
-    (points on a box's vertical face, where the surface has no single height, are left out)."""
-    ter = terrain if stairs == "boxes" else generate(TerrainCfg(levels=3, stairs="hfield", obstacles="hfield"))
+@pytest.mark.parametrize("solids", ["boxes and meshes", "hfield"])
+def test_the_built_terrain_sits_at_the_height_map(terrain, solids):
+    """A ray from above at sample points hits the built geometry (heightfields, boxes, the slopes' convex meshes) at
+    the map's height (points on a box's vertical face, where the surface has no single height, are left out)."""
+    ter = terrain if solids != "hfield" else generate(TerrainCfg(levels=3, stairs="hfield", obstacles="hfield",
+                                                                 slopes="hfield"))
     spec = mujoco.MjSpec()
     add_terrain(spec, terrain=ter)
     model = spec.compile()
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     rng, res, geom = np.random.default_rng(0), ter.cfg.resolution, np.zeros(1, np.int32)
-    box_types = {"stairs_up", "stairs_down", "obstacles"} if stairs == "boxes" else set()
-    checked = 0
+    box_types = {"stairs_up", "stairs_down", "obstacles"} if solids != "hfield" else set()
+    solid_types = box_types | ({"slope_up", "slope_down"} if solids != "hfield" else set())
+    checked = {}
     for _ in range(1500):
         level, col = rng.integers(ter.cfg.levels), rng.integers(len(ter.cfg.types))
         cx, cy, _ = ter.origins[level, col]
@@ -95,12 +97,61 @@ def test_the_built_terrain_sits_at_the_height_map(terrain, stairs):
         if ter.cfg.types[col] in box_types and np.ptp(ter.heights[i - 1:i + 2, j - 1:j + 2]) > 0:
             continue
         x, y = i * res + rng.uniform(-0.04, 0.04), j * res + rng.uniform(-0.04, 0.04)
-        if ter.cfg.types[col] not in box_types:
+        if ter.cfg.types[col] not in solid_types:
             x, y = i * res, j * res  # the heightfield's vertices: MuJoCo's triangles and the bilinear map agree
         hit = 10.0 - mujoco.mj_ray(model, data, np.array([x, y, 10.0]), np.array([0, 0, -1.0]), None, 1, -1, geom)
-        assert hit == pytest.approx(float(ter.height_at([x], [y])[0]), abs=1e-6), (ter.cfg.types[col], x, y)
-        checked += 1
-    assert checked > 1000
+        expected = float(ter.height_at([x], [y])[0])
+        if ter.cfg.types[col] in solid_types - box_types:  # a slope's planes, exact between the map's vertices too
+            rise = np.tan(np.radians(25.0 * level / (ter.cfg.levels - 1)))
+            sign = 1.0 if ter.cfg.types[col] == "slope_down" else -1.0
+            expected = sign * rise * (4.0 - max(abs(x - cx), abs(y - cy), 1.0))
+        assert hit == pytest.approx(expected, abs=1e-6), (ter.cfg.types[col], x, y)
+        kind = model.geom_type[geom[0]]
+        checked[kind] = checked.get(kind, 0) + 1
+    assert sum(checked.values()) > 1000
+    solid = {mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_MESH} if solids != "hfield" else set()
+    assert {mujoco.mjtGeom.mjGEOM_HFIELD, *solid} <= set(checked), checked  # each kind of geometry was hit
+
+
+def test_a_bad_terrain_config_names_its_field():
+    for terrain, message in (({"slopes": "boxes"}, "slopes: expected 'meshes' or 'hfield'"),
+                             ({"stairs": "meshes"}, "stairs: expected 'boxes' or 'hfield'"),
+                             ({"types": ["flat", "stairz"]}, "types: unknown terrain type 'stairz'")):
+        with pytest.raises(ConfigError, match="task.ground.terrain: " + message):
+            make("quadruped-rough", 2, overrides={**ONE, "ground": {"terrain": terrain}})
+
+
+def slope_contacts(name: str, slopes: str) -> list[tuple[str, str]]:
+    """(robot geom, terrain geom) of each contact of a robot holding its default pose for 0.2 s halfway down a
+    20-degree slope."""
+    env = make("quadruped-rough", 1, overrides={**QUIET, "ground": {"terrain": {
+        "types": [name], "difficulties": [0.8], "spawn_offset": 0.0, "slopes": slopes}}})
+    env.reset()
+    qpos = env.sim.qpos.clone()
+    x, y = float(qpos[0, 0]), float(qpos[0, 1])
+    qpos[0, 0] += 2.0  # off the platform
+    qpos[0, 2] += float(env.terrain.height_at([x + 2.0], [y])[0] - env.terrain.height_at([x], [y])[0])
+    env.sim.reset(torch.tensor([0]), qpos, torch.zeros_like(env.sim.qvel))
+    for _ in range(10):
+        env.step(torch.zeros(1, env.num_actions))
+    model, data = env.sim.model, mujoco.MjData(env.sim.model)
+    data.qpos[:], data.qvel[:] = env.sim.qpos[0].numpy(), env.sim.qvel[0].numpy()
+    mujoco.mj_forward(model, data)
+    env.close()
+    terrain = {i for i in range(model.ngeom) if model.geom_bodyid[i] == 0}
+    return [(model.geom(c.geom2 if c.geom1 in terrain else c.geom1).name,
+             model.geom(c.geom1 if c.geom1 in terrain else c.geom2).name) for c in data.contact[:data.ncon]]
+
+
+def test_a_slope_is_convex_solids_with_one_contact_a_foot():
+    """The slopes are convex meshes (a frustum; a pit of four wedges on its floor): a robot standing on a 20-degree
+    slope touches them with one contact per foot, where the same slope as a heightfield gives one per prism the foot
+    (and calf) touches."""
+    for name in ("slope_up", "slope_down"):
+        contacts = slope_contacts(name, "meshes")
+        assert sorted(robot for robot, _ in contacts) == ["FL_foot", "FR_foot", "RL_foot", "RR_foot"], contacts
+        assert all(ground.startswith("terrain_mesh") for _, ground in contacts)
+        assert len(slope_contacts(name, "hfield")) > 4
 
 
 def test_the_ground_contact_sensors_see_every_terrain_geom():

@@ -161,15 +161,13 @@ class LeggedEnv:
         if self.terrain is None:
             return
         t, f = self.terrain, dict(dtype=torch.float32, device=self.device)
-        self.height_map = torch.tensor(t.heights, **f)
         self.tile_origins = torch.tensor(t.origins, **f)  # (levels, types, 3)
         self.terrain_types = torch.arange(self.num_envs, device=self.device) % len(t.cfg.types)
         self.terrain_levels = torch.randint(0, min(t.cfg.max_init_level, t.cfg.levels - 1) + 1, (self.num_envs,),
                                             generator=self.gen,
                                             device=self.device)
         self.env_origins = self.tile_origins[self.terrain_levels, self.terrain_types]
-        res = t.cfg.resolution
-        self._ground_height = lambda xy: terrains.bilinear(self.height_map, xy[..., 0] / res, xy[..., 1] / res)
+        self._ground_height = terrains.HeightMap(t.heights, t.cfg.resolution, self.device)
         # an episode ends (a time-out, not a failure) within this margin (m) of the map's edge
         self._bounds = torch.tensor([1.0, 1.0, t.size[0] - 1.0, t.size[1] - 1.0], **f)
 

@@ -3,7 +3,9 @@
 A type is ``fn(d, tile, rng) -> Part``: `tile` gives the tile's vertex grid in tile-local coordinates (u, v in
 [-size/2, size/2], the tile's centre at 0, where worlds spawn), `rng` a seeded numpy generator. The part holds the
 exact surface height at every vertex (`heights`), what the heightfield itself holds there (`hfield`: the same, or the
-floor the boxes stand on) and the boxes (centre and half-sizes, tile-local) for types built from boxes. Every type is
+floor the boxes and meshes stand on), the boxes (centre and half-sizes, tile-local) for types built from boxes and
+the convex meshes (vertices, tile-local) for types built from them (the slopes: MuJoCo meets a convex solid with one
+contact per touching geom, where a planar stretch of heightfield gives one per prism touched). Every type is
 flat on a square `platform` at the centre and meets its neighbours at height 0 on the tile's edge. Heights are in metres; the parameters at d = 0 and d = 1 come from `TerrainCfg`.
 
 Pyramids are named for what a robot leaving the centre does: `slope_up` / `stairs_up` are pits it climbs out of,
@@ -45,6 +47,7 @@ class Part:
     heights: np.ndarray  # (n, n) exact surface height
     hfield: np.ndarray  # (n, n) what the heightfield holds
     boxes: list[tuple[tuple[float, float, float], tuple[float, float, float]]] = field(default_factory=list)
+    meshes: list[np.ndarray] = field(default_factory=list)  # convex solids, each its vertices (k, 3)
 
 
 def lerp(lo_hi: tuple[float, float], d: float) -> float:
@@ -77,7 +80,27 @@ def rough(d: float, tile: Tile, rng: np.random.Generator) -> Part:
 def _pyramid_slope(d: float, tile: Tile, sign: float) -> Part:
     rise = np.tan(np.radians(lerp(tile.cfg.slope_angle, d)))
     heights = sign * rise * (tile.size / 2 - np.maximum(tile.ring(), tile.platform / 2))
-    return _field(heights)
+    half, p = tile.size / 2, tile.platform / 2
+    top = rise * (half - p)  # the platform's height above (below) the edge
+    if tile.cfg.slopes != "meshes" or top < 1e-9:
+        return _field(heights)
+    if sign > 0:  # a raised pyramid is one convex frustum on the level floor
+        corners = [(x, y) for x in (-1.0, 1.0) for y in (-1.0, 1.0)]
+        frustum = [(x * half, y * half, 0.0) for x, y in corners] + [(x * p, y * p, top) for x, y in corners]
+        return Part(heights, np.zeros_like(heights), meshes=[np.array(frustum)])
+    # a pit is the highest of its four side planes: the union of four wedges, each the solid under one side's plane
+    # over the whole strip between the platform and the edge, on the floor (the platform) at -top
+    wedges = []
+    for axis in (0, 1):
+        for out in (-1.0, 1.0):
+            points = []
+            for across in (-half, half):
+                for along, z in ((p, -top), (half, 0.0), (half, -top)):
+                    point = [0.0, 0.0, z]
+                    point[axis], point[1 - axis] = out * along, across
+                    points.append(point)
+            wedges.append(np.array(points))
+    return Part(heights, np.full_like(heights, -top), meshes=wedges)
 
 
 def slope_down(d: float, tile: Tile, rng: np.random.Generator) -> Part:
