@@ -170,6 +170,33 @@ def test_the_ground_contact_sensors_see_every_terrain_geom():
     env.close()
 
 
+def test_foot_clearance_measures_swinging_feet_from_the_ground_under_them():
+    """The swing-height penalty reads each foot's height above the terrain under it (a raised platform here): feet
+    planted or a standing command cost nothing, feet moving sideways at the ground cost (height - target)^2 each."""
+    from dataclasses import replace
+
+    from pg_robotics.envs.locomotion.rewards import foot_clearance
+
+    env = make("quadruped-rough", 2, overrides={**QUIET, "ground": {"terrain": {
+        "types": ["stairs_down"], "difficulties": [1.0], "spawn_offset": 0.0}}})
+    env.reset()
+    for _ in range(25):
+        env.step(torch.zeros(2, env.num_actions))
+    s = env.state
+    assert float(env.env_origins[0, 2]) == pytest.approx(2.0)  # ten 20 cm steps up: the platform's height
+    ground = env.terrain.height_at(s.foot_pos[..., 0].numpy(), s.foot_pos[..., 1].numpy())
+    height = s.foot_pos[..., 2].numpy() - ground
+    assert np.allclose(height, 0.02, atol=0.005)  # the feet's 2 cm spheres on the platform, not 2 m above z = 0
+    forward = torch.tensor([[0.5, 0.0, 0.0], [0.05, 0.0, 0.0]])
+    planted = replace(s, command=forward, foot_vel=torch.zeros_like(s.foot_vel))
+    assert torch.allclose(foot_clearance(planted, target=0.08), torch.zeros(2), atol=1e-6)
+    sliding = replace(s, command=forward, foot_vel=torch.tensor([1.0, 0.0, 0.0]).expand_as(s.foot_vel))
+    cost = foot_clearance(sliding, target=0.08)
+    expected = float(((height[0] - 0.08) ** 2).sum() * np.tanh(2.0))
+    assert float(cost[0]) == pytest.approx(expected, rel=1e-4) and float(cost[1]) == 0.0  # world 1: command 0.05
+    env.close()
+
+
 def test_the_curriculum_moves_worlds_by_the_rule():
     env = make("quadruped-rough", 6, overrides={**QUIET, "ground": {"terrain": {"levels": 4, "max_init_level": 1}}})
     env.terrain_levels[:] = torch.tensor([1, 1, 1, 3, 0, 1])

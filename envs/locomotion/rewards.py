@@ -50,6 +50,17 @@ def feet_air_time(s: LocoState, target: float = 0.5, min_command: float = 0.1) -
     return gain * (s.command[:, :2].norm(dim=1) > min_command)
 
 
+def foot_clearance(s: LocoState, target: float = 0.08, min_command: float = 0.1, speed_scale: float = 2.0
+                   ) -> torch.Tensor:
+    """How far swinging feet stay from `target` m above the ground under them (the terrain's height map; the plane
+    z = 0 on flat ground): the squared difference per foot, weighted by how fast the foot moves sideways
+    (tanh(speed_scale |v_xy|): a planted foot counts nothing), summed over feet (m^2); nothing while the planar
+    command is below `min_command`. A penalty: feet that skim the ground trip on steps."""
+    height = s.foot_pos[..., 2] - s.height_of(s.foot_pos[..., :2])
+    moving = torch.tanh(speed_scale * s.foot_vel[..., :2].norm(dim=-1))
+    return ((height - target).square() * moving).sum(1) * (s.command[:, :2].norm(dim=1) > min_command)
+
+
 def undesired_contacts(s: LocoState, threshold: float = 1.0) -> torch.Tensor:
     """How many of the preset's undesired_contacts bodies touch the ground (force above `threshold` N)."""
     return (s.undesired_contact_forces.norm(dim=-1) > threshold).sum(1).to(s.joint_pos.dtype)
