@@ -346,6 +346,36 @@ def test_mass_com_and_armature_randomization_change_the_model_per_world():
     env.close()
 
 
+def test_an_event_waits_for_its_start_step_and_a_resumed_run_redraws_it():
+    """`start_step`: a startup event (the base's centre of mass) leaves the model alone until the env's step counter
+    reaches it, then acts once; a run resumed from a later state rebuilds its models and gets the same values. A
+    reset event (the heading) waits the same way."""
+    events = {"base_com": {"enabled": True, "start_step": 3}, "base_yaw": {"enabled": True, "start_step": 4}}
+    env = standing({"randomization": {"enabled": True, **events}}, n=3)
+    base = env.sim.model.body("trunk").id
+    ipos = lambda e: np.array([e.sim.world_model(w).body_ipos[base] for w in range(3)])  # noqa: E731
+    before = ipos(env)
+    assert np.ptp(before, axis=0).max() == 0.0
+    yaws = []
+    for step in range(1, 6):
+        env.step(torch.zeros(3, env.num_actions))
+        assert (np.ptp(ipos(env), axis=0).max() > 0) == (step >= 3), step
+        env.reset_idx(torch.arange(3))
+        q = env.sim.qpos[:, 3:7]
+        yaws.append(torch.atan2(2 * (q[:, 0] * q[:, 3] + q[:, 1] * q[:, 2]), 1 - 2 * (q[:, 2] ** 2 + q[:, 3] ** 2)))
+    assert all(y.abs().max() < 1e-6 for y in yaws[:3]) and yaws[4].abs().max() > 1e-3  # heading drawn from step 4
+    after = ipos(env)
+    assert np.abs(after - before).max() <= 0.03 + 1e-12
+    resumed = standing({"randomization": {"enabled": True, **events}}, n=3)
+    assert np.ptp(ipos(resumed), axis=0).max() == 0.0
+    resumed.load_state_dict(env.state_dict())
+    np.testing.assert_array_equal(ipos(resumed), after)
+    env.close()
+    resumed.close()
+    with pytest.raises(ConfigError, match=r"task.randomization.base_com: start_step: must be >= 0, got -1"):
+        make("quadruped-flat", 2, overrides={**ONE, "randomization": {"base_com": {"start_step": -1}}})
+
+
 def test_pgr_terrain_draws_the_grid(tmp_path):
     out = tmp_path / "terrain.png"
     r = pgr("terrain", "--out", str(out), "--levels", "3")

@@ -256,6 +256,10 @@ class EventCfg:
     mode: str = "startup"
     interval_s: float = 0.0  # interval events; 0 disables
     enabled: bool = True
+    # env steps (of all worlds together: a PPO iteration is num_steps_per_env of them) before the event acts: a
+    # startup event then runs once at that step, reset and interval events from it on. Randomization that a blind
+    # policy must absorb can wait until it walks (the rough recipe did not walk with it from the start).
+    start_step: int = 0
     func: str = ""
     params: dict[str, Any] = params_field()
 
@@ -264,6 +268,8 @@ class EventCfg:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         if self.interval_s < 0:
             raise ValueError(f"interval_s: must be >= 0, got {self.interval_s}")
+        if self.start_step < 0:
+            raise ValueError(f"start_step: must be >= 0, got {self.start_step}")
 
 
 @dataclass

@@ -83,8 +83,8 @@ class LeggedEnv:
         self._setup_terrain()
         self._setup_terms()
         self._allocate_buffers()
-        for event in self._events["startup"]:
-            event(self)
+        self._seed = seed
+        self._run_startup_events(lambda start: start == 0)
         self.reset()
 
     @staticmethod
@@ -196,8 +196,9 @@ class LeggedEnv:
                               for n, t in cfg.terminations.terms.items() if t.enabled]
         rc = cfg.randomization
         fixed = {"startup": 1, "reset": 4, "interval": 1}
-        self._events: dict[str, list[Callable]] = {mode: [] for mode in fixed}
-        self._intervals: list[tuple[int, Callable]] = []
+        # (start step, function) of each enabled event, by mode; startup events that start later run in `step`
+        self._events: dict[str, list[tuple[int, Callable]]] = {mode: [] for mode in fixed}
+        self._intervals: list[tuple[int, int, Callable]] = []
         for name, event in rc.terms.items():
             fn = bind("randomization", name, event.func, event.params, fixed[event.mode])
             if not (rc.enabled and event.enabled):
@@ -205,9 +206,9 @@ class LeggedEnv:
             if event.mode == "interval":
                 steps = int(round(event.interval_s / self.dt))
                 if steps > 0:
-                    self._intervals.append((steps, fn))
+                    self._intervals.append((event.start_step, steps, fn))
             else:
-                self._events[event.mode].append(fn)
+                self._events[event.mode].append((event.start_step, fn))
         self._curricula = [bind("curriculum", n, t.func, t.params, 2)
                            for n, t in cfg.curriculum.terms.items() if t.enabled]
         if cfg.commands.func not in functions("commands"):
@@ -343,8 +344,9 @@ class LeggedEnv:
             spread = self.terrain.cfg.spawn_offset
             qpos[:, a:a + 3] += self.env_origins[ids].to(qpos)
             qpos[:, a:a + 2] += self.uniform(-spread, spread, n, 2).to(qpos)
-        for event in self._events["reset"]:
-            event(self, ids, qpos, qvel)
+        for start, event in self._events["reset"]:
+            if self.common_step_counter >= start:
+                event(self, ids, qpos, qvel)
         sim.reset(ids.to(sim.device), qpos, qvel)
         for buffer in (self.actions, self.last_actions, self.last_joint_vel, self.feet_air_time):
             buffer[ids] = 0.0
@@ -408,10 +410,11 @@ class LeggedEnv:
         due = ((self.episode_length % self.resample_interval) == 0) & (self.episode_length > 0)
         self._resample_commands(due.nonzero().flatten())
         fired = False
-        for steps, event in self._intervals:
-            if self.common_step_counter % steps == 0:
+        for start, steps, event in self._intervals:
+            if self.common_step_counter % steps == 0 and self.common_step_counter >= start:
                 event(self)
                 fired = True
+        self._run_startup_events(lambda start: start == self.common_step_counter > 0)
         if len(done_ids) or fired:
             self.state = self._read_state(s.joint_acc)
         return self.observations(), reward, done, info
@@ -509,6 +512,22 @@ class LeggedEnv:
               "last_contact", "strength", "terrain_levels", "env_origins", "joint_pos_bias", "gyro_bias",
               "gravity_bias")
 
+    def _run_startup_events(self, due: Callable[[int], bool]) -> None:
+        """The startup events whose start step `due` accepts. One that starts later draws from a generator of its
+        own, seeded by the env's seed and its place in the list, so that a resumed run (which rebuilds its models
+        and runs it again on load) gets the values the first run drew."""
+        for k, (start, event) in enumerate(self._events["startup"]):
+            if not due(start):
+                continue
+            if start == 0:
+                event(self)
+                continue
+            gen, self.gen = self.gen, torch.Generator(device=self.device).manual_seed(self._seed * 7919 + 104_729 + k)
+            try:
+                event(self)
+            finally:
+                self.gen = gen
+
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit-identically (with the same config and seed)."""
         return {"sim": self.sim.state_dict(), "gen": self.gen.get_state(), "cat": self.cat.state_dict(),
@@ -522,6 +541,7 @@ class LeggedEnv:
         self.gen.set_state(state["gen"])
         self.cat.load_state_dict({k: v.to(self.device) for k, v in state["cat"].items()})
         self.common_step_counter = state["common_step_counter"]
+        self._run_startup_events(lambda start: 0 < start <= self.common_step_counter)  # models are rebuilt, not saved
         self.episode_sums = {k: v.to(self.device, copy=True) for k, v in state["episode_sums"].items()}
         self.command_ranges.update({k: tuple(v) for k, v in state.get("command_ranges", {}).items()})
         for k in self._STATE:
