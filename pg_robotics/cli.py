@@ -142,13 +142,17 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     ev.add_argument("--record", metavar="FILE.npz",
                     help="also record what the policy saw and did, for `pg_robotics.deploy.replay`")
     ev.add_argument("--all-checkpoints", action="store_true",
-                    help="evaluate every checkpoint; report the first that meets the walking criterion")
+                    help="evaluate every checkpoint; report the first that meets the walking criterion (with "
+                    "--terrain: each cell's goal, and plot the curve)")
+    ev.add_argument("--every", type=positive_int, default=1, metavar="K",
+                    help="with --all-checkpoints: every K-th checkpoint, counted back from the last")
     ev.add_argument("--backend", choices=BACKENDS, default="mujoco",
                     help="simulation backend of the evaluation (default: C MuJoCo, whatever the run trained on)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--out", type=Path, metavar="FILE.json", help="also write the result as JSON (for sim2sim --eval)")
     ev.add_argument("--terrain", metavar="TYPE", help="worlds on one terrain tile of TYPE (or `all`: every type x "
-                    "difficulty), commanded 0.6 m/s forward: success rate (4 m or the tile's edge without falling)")
+                    "difficulty; `goals`: the rough task's goal cells), commanded 0.6 m/s forward: success rate "
+                    "(4 m or the tile's edge without falling)")
     ev.add_argument("--difficulty", type=float, action="append",
                     help="with --terrain: in [0, 1] (repeat for several; default: the rough task's goal for the type)")
     ev.add_argument("--model", metavar="ROBOT.xml",
@@ -360,6 +364,8 @@ def cmd_eval(args) -> None:
         return eval_terrain(args)
     if args.difficulty:
         raise ConfigError("--difficulty: only with --terrain")
+    if args.every != 1 and not args.all_checkpoints:
+        raise ConfigError("--every: only with --all-checkpoints")
     overrides: dict = {}
     if args.model:
         model = Path(args.model)  # a file here, or a shipped robot's (go1/go1_alt.xml)
@@ -385,7 +391,7 @@ def cmd_eval(args) -> None:
                   f"{'  meets criterion' if r['meets_criterion'] else ''}", flush=True)
 
         result = evaluate.sweep(Path(args.run_dir), args.episodes, args.seconds, on_result=line,
-                                backend=args.backend, device=args.device)
+                                backend=args.backend, device=args.device, every=args.every)
         first = result.get("first_meeting")
         if args.json:
             print(json.dumps(result))
@@ -405,7 +411,7 @@ def cmd_eval(args) -> None:
         np.savez_compressed(args.record, **evaluate.record(Path(args.run_dir), args.checkpoint))
         result["record"] = args.record
     if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
+        runs_write(args.out, result)
     if args.json:
         print(json.dumps(result))
     elif "std_return" in result:
@@ -429,18 +435,41 @@ def cmd_eval(args) -> None:
 def eval_terrain(args) -> None:
     from pg_robotics import evaluate
 
-    if args.all_checkpoints or args.record or args.model or args.ground:
-        raise ConfigError("--terrain: not with --all-checkpoints, --record, --model or --ground")
-    common = dict(seconds=args.seconds, checkpoint=args.checkpoint, backend=args.backend, device=args.device)
-    run = Path(args.run_dir)
-    if args.terrain == "all":
-        rows = evaluate.evaluate_terrain_table(run, tuple(args.difficulty or (0.0, 0.25, 0.5, 0.75, 1.0)),
-                                               args.episodes or 16, **common)
-    else:
-        difficulties = args.difficulty or [evaluate.TERRAIN_GOALS.get(args.terrain, 0.5)]
-        rows = [evaluate.evaluate_terrain(run, args.terrain, d, args.episodes or 32, **common) for d in difficulties]
+    if args.record or args.model or args.ground:
+        raise ConfigError("--terrain: not with --record, --model or --ground")
+    if args.every != 1 and not args.all_checkpoints:
+        raise ConfigError("--every: only with --all-checkpoints")
+    cells = evaluate.terrain_cells(args.terrain, args.difficulty)
+    common = dict(seconds=args.seconds, backend=args.backend, device=args.device)
+    run, episodes = Path(args.run_dir), args.episodes or (16 if args.terrain == "all" else 32)
+    if args.all_checkpoints:
+        if args.checkpoint:
+            raise ConfigError("--checkpoint: not with --all-checkpoints")
+        show = (lambda p: None) if args.json else (lambda p: print(
+            f"iteration {p['iteration']:>5}  train {p['train_seconds'] / 60:6.1f} min  " + "  ".join(
+                f"{r['terrain']} {r['difficulty']:.2f}: {r['success_rate']:.2f}/{r['fall_rate']:.2f}"
+                for r in p["cells"]), flush=True))
+        if not args.json:
+            print(f"success/falls of {episodes} worlds a cell, 0.6 m/s forward; goal: success >= "
+                  f"{evaluate.TERRAIN_GOAL['success_rate']:g}, falls <= {evaluate.TERRAIN_GOAL['fall_rate']:g}")
+        result = evaluate.terrain_sweep(run, cells, episodes, args.every, on_result=show, **common)
+        if args.out:
+            runs_write(args.out, result)
+        if args.json:
+            print(json.dumps(result))
+            return
+        for cell, first in result["first_meeting"].items():
+            print(f"{cell:<18} " + ("not met" if first is None else
+                                    f"first met at iteration {first['iteration']} "
+                                    f"({first['train_seconds'] / 60:.1f} min of training)"))
+        print(f"plot: {result['plot']}")
+        return
+    from tqdm import tqdm
+
+    rows = [evaluate.evaluate_terrain(run, t, d, episodes, checkpoint=args.checkpoint, **common)
+            for t, d in tqdm(cells, unit="cell", disable=len(cells) < 2 or not sys.stderr.isatty(), leave=False)]
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        runs_write(args.out, rows)
     if args.json:
         print(json.dumps(rows))
         return
@@ -448,7 +477,13 @@ def eval_terrain(args) -> None:
           f"({rows[0]['episodes']} worlds each, {rows[0]['speed']} m/s forward, {rows[0]['checkpoint']})")
     for r in rows:
         print(f"{r['terrain']:<12} {r['difficulty']:>10.2f} {r['success_rate']:>8.3f} {r['fall_rate']:>6.3f} "
-              f"{r['lin_vel_error']:>8.3f}")
+              f"{r['lin_vel_error']:>8.3f}{'  goal met' if evaluate.meets_terrain_goal(r) else ''}")
+
+
+def runs_write(path: Path, data) -> None:
+    from pg_robotics import runs
+
+    runs.atomic_write_text(Path(path), json.dumps(data, indent=1))
 
 
 def cmd_play(args) -> None:

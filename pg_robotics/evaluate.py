@@ -141,7 +141,7 @@ def evaluate_terrain(run_dir: Path, terrain: str, difficulty: float, episodes: i
     `distance` m from the start, or to the tile's edge, without falling), `fall_rate`, tracking error."""
     from pg_robotics.envs.terrains import check_tile
 
-    check_tile(terrain, difficulty, known_also=", all")
+    check_tile(terrain, difficulty, known_also=", all, goals")
     check_seconds(seconds)
     tile = {"type": "terrain", "terrain": {"types": [terrain], "difficulties": [difficulty], "spawn_offset": 0.0}}
     overrides = {"ground": tile, "curriculum": {"terms": {"terrain_levels": {"enabled": False}}},
@@ -179,12 +179,82 @@ def evaluate_terrain(run_dir: Path, terrain: str, difficulty: float, episodes: i
             "lin_vel_error": float(lin_err.sum() / counted.sum().clamp(min=1))}
 
 
-def evaluate_terrain_table(run_dir: Path, difficulties=(0.0, 0.25, 0.5, 0.75, 1.0), episodes: int = 16,
-                           **kwargs) -> list[dict]:
-    """`evaluate_terrain` over every type x `difficulties`."""
-    from pg_robotics.envs.terrains import TYPES
+# A terrain cell's goal (issue 19): at least this share of the worlds succeed and at most this share fall.
+TERRAIN_GOAL = {"success_rate": 0.9, "fall_rate": 0.05}
 
-    return [evaluate_terrain(run_dir, t, d, episodes, **kwargs) for t in TYPES for d in difficulties]
+
+def meets_terrain_goal(row: dict) -> bool:
+    return row["success_rate"] >= TERRAIN_GOAL["success_rate"] and row["fall_rate"] <= TERRAIN_GOAL["fall_rate"]
+
+
+def terrain_cells(terrain: str, difficulties=None) -> list[tuple[str, float]]:
+    """The (type, difficulty) cells that `pgr eval --terrain` names: one type at the given difficulties (default:
+    the rough task's goal for it), `all` (every type x 0, 0.25, ..., 1 unless given) or `goals` (the goal cells)."""
+    from pg_robotics.envs.terrains import TYPES, check_tile
+
+    if terrain == "goals":
+        if difficulties:
+            raise ConfigError("--difficulty: not with --terrain goals (each goal cell has its own difficulty)")
+        return list(TERRAIN_GOALS.items())
+    types = TYPES if terrain == "all" else (terrain,)
+    default = (0.0, 0.25, 0.5, 0.75, 1.0) if terrain == "all" else (TERRAIN_GOALS.get(terrain, 0.5),)
+    cells = [(t, float(d)) for t in types for d in (difficulties or default)]
+    for t, d in cells:
+        check_tile(t, d, known_also=", all, goals")
+    return cells
+
+
+def terrain_sweep(run_dir: Path, cells: list[tuple[str, float]], episodes: int = 32, every: int = 1,
+                  on_result=None, **kwargs) -> dict:
+    """Every `every`-th checkpoint of a run (counted back from the last, which is always in) on each terrain cell:
+    the curve over training, written to `terrain_curve.png` in the run, and the first checkpoint that meets each
+    cell's goal (`TERRAIN_GOAL`) with its training time."""
+    run_dir = Path(run_dir)
+    ckpts = runs.checkpoints(run_dir)[::-1][::every][::-1]
+    if not ckpts:
+        raise ConfigError(f"{run_dir}: no checkpoint found")
+    points = []
+    for ckpt in ckpts:
+        rows = [evaluate_terrain(run_dir, t, d, episodes, checkpoint=ckpt, **kwargs) for t, d in cells]
+        points.append({"checkpoint": str(ckpt), "iteration": rows[0]["iteration"],
+                       "train_seconds": rows[0]["train_seconds"], "cells": rows})
+        if on_result:
+            on_result(points[-1])
+    first = {}
+    for i, (t, d) in enumerate(cells):
+        met = [p for p in points if meets_terrain_goal(p["cells"][i])]
+        first[f"{t} {d:.2f}"] = {k: met[0][k] for k in ("iteration", "train_seconds")} if met else None
+    out = {"run_dir": str(run_dir), "goal": TERRAIN_GOAL, "points": points, "first_meeting": first,
+           "plot": str(run_dir / "terrain_curve.png")}
+    plot_terrain_curve(out, cells, run_dir / "terrain_curve.png")
+    return out
+
+
+def plot_terrain_curve(sweep_result: dict, cells: list[tuple[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sweep_result["points"]
+    minutes = [p["train_seconds"] / 60 for p in points]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for i, (t, d) in enumerate(cells):
+        line, = axes[0].plot(minutes, [p["cells"][i]["success_rate"] for p in points], marker=".",
+                             label=f"{t} {d:.2f}")
+        axes[1].plot(minutes, [p["cells"][i]["fall_rate"] for p in points], marker=".", color=line.get_color())
+    axes[0].axhline(TERRAIN_GOAL["success_rate"], color="k", ls="--", lw=0.8)
+    axes[1].axhline(TERRAIN_GOAL["fall_rate"], color="k", ls="--", lw=0.8)
+    for ax, name in zip(axes, ("success rate", "fall rate")):
+        ax.set_xlabel("training time (min)")
+        ax.set_ylabel(name)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"pgr eval --terrain over checkpoints: {sweep_result['run_dir']}")
+    fig.tight_layout()
+    runs.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
 
 
 def evaluate_goal(run_dir: Path, episodes: int = 100, checkpoint: Path | None = None, seed: int = 1,
@@ -237,11 +307,12 @@ def evaluate_gym(run_dir: Path, episodes: int = 20, checkpoint: Path | None = No
 
 
 def sweep(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, on_result=None,
-          backend: str = "mujoco", device: str = "cpu") -> dict:
-    """Evaluate every checkpoint of a run, oldest first. Locomotion runs also report the first checkpoint that
-    meets the walking criterion with its training time (the time-to-criterion)."""
+          backend: str = "mujoco", device: str = "cpu", every: int = 1) -> dict:
+    """Evaluate every checkpoint of a run (or every `every`-th, counted back from the last), oldest first.
+    Locomotion runs also report the first checkpoint that meets the walking criterion with its training time (the
+    time-to-criterion)."""
     results, first = [], None
-    for ckpt in runs.checkpoints(Path(run_dir)):
+    for ckpt in runs.checkpoints(Path(run_dir))[::-1][::every][::-1]:
         result = evaluate(run_dir, episodes, seconds, checkpoint=ckpt, backend=backend, device=device)
         results.append(result)
         if on_result:

@@ -440,8 +440,9 @@ def test_pgr_eval_on_terrain_on_flat_ground_and_on_another_model(tmp_path):
     import json
 
     run = tmp_path / "run"
-    r = pgr("train", "quadruped-rough", "--max-iterations", "1", "--num-envs", "8", "--no-progress", "--run-dir",
+    r = pgr("train", "quadruped-rough", "--max-iterations", "3", "--num-envs", "8", "--no-progress", "--run-dir",
             str(run), "--set", "task.sim.nthread=1", "--set", "algorithm.num_steps_per_env=8",
+            "--set", "runner.save_interval=1",
             "--set", "algorithm.actor_hidden=[16]", "--set", "algorithm.critic_hidden=[16]")
     assert r.returncode == 0, r.stderr
     r = pgr("eval", str(run), "--terrain", "stairs_up", "--difficulty", "0.3", "--difficulty", "0.6", "--episodes",
@@ -455,7 +456,24 @@ def test_pgr_eval_on_terrain_on_flat_ground_and_on_another_model(tmp_path):
             "--json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)["per_command"]) == 6
+    # the goal cells over every 2nd checkpoint counted back from the last (3, 1): the curve, its plot, first meetings
+    r = pgr("eval", str(run), "--terrain", "goals", "--all-checkpoints", "--every", "2", "--episodes", "2",
+            "--seconds", "2", "--json", "--out", str(tmp_path / "curve.json"))
+    assert r.returncode == 0, r.stderr
+    curve = json.loads(r.stdout)
+    assert [p["iteration"] for p in curve["points"]] == [1, 3]
+    assert [(c["terrain"], round(c["difficulty"], 3)) for c in curve["points"][0]["cells"]] == [
+        ("slope_up", 0.8), ("slope_down", 0.8), ("rough", 0.5), ("stairs_up", 0.333), ("stairs_down", 0.333)]
+    assert curve["first_meeting"] == {"slope_up 0.80": None, "slope_down 0.80": None, "rough 0.50": None,
+                                      "stairs_up 0.33": None, "stairs_down 0.33": None}  # 2 s: nobody gets 4 m
+    assert (run / "terrain_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "curve.json").read_text())["goal"] == {"success_rate": 0.9, "fall_rate": 0.05}
     for args, message in ((("--terrain", "lava"), "--terrain: unknown terrain type 'lava'"),
+                          (("--terrain", "goals", "--difficulty", "0.5"), "--difficulty: not with --terrain goals"),
+                          (("--terrain", "rough", "--every", "2"), "--every: only with --all-checkpoints"),
+                          (("--every", "2",), "--every: only with --all-checkpoints"),
+                          (("--terrain", "goals", "--all-checkpoints", "--checkpoint", "x.pt"),
+                           "--checkpoint: not with --all-checkpoints"),
                           (("--terrain", "flat", "--difficulty", "2"), "--difficulty: must be in [0, 1]"),
                           (("--difficulty", "0.5"), "--difficulty: only with --terrain"),
                           (("--model", "nothere.xml"), "task.robot.mjcf: no model")):
