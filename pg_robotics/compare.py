@@ -7,7 +7,9 @@ Each algorithm x seed trains in turn into OUT/<algo>_s<seed> (its own full run d
 judged by `pgr eval`'s protocol for the task kind, and OUT gets `compare.png` (mean and min-max band over seeds of
 the eval score against wall-clock and against env steps) and `compare.md` (final figures and the time to a
 threshold). The score is the mean return of the deterministic policy (goal tasks: the success rate); locomotion
-tasks also give the time to the walking criterion."""
+tasks also give the time to the walking criterion. The three are rewritten after every run (marked partial until the
+last), and each run keeps its judged checkpoints (`compare_points.json`): a compare stopped or crashed and started
+again resumes the unfinished run and judges nothing twice."""
 
 from __future__ import annotations
 
@@ -35,7 +37,6 @@ def iterations_for(recipe, env_steps: int) -> int:
 def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_min: float | None = None,
             env_steps: int | None = None, threshold: float | None = None, overrides: dict | None = None,
             episodes: int | None = None, progress: bool = True) -> dict:
-    from pg_robotics.evaluate import sweep
     from pg_robotics.recipe import make_recipe
     from pg_robotics.train import train
 
@@ -45,6 +46,7 @@ def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_
         algorithms.get(name)
     out = Path(out)
     rows: dict[str, list[dict]] = {}
+    table: list[dict] = []
     for name in algos:
         for seed in range(seeds):
             run_dir = out / f"{name}_s{seed}"
@@ -59,19 +61,41 @@ def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_
                 else:
                     train(recipe, run_dir=run_dir, progress=progress)
                 (run_dir / "compare_done").touch()
-            state, _ = runs.load_checkpoint(run_dir)
-            history = {r["iteration"]: r for r in json.loads(state["history"])}
-            result = sweep(run_dir, episodes)
-            points = [{"iteration": r["iteration"], "time_s": r["train_seconds"],
-                       "env_steps": history.get(r["iteration"], {}).get("env_steps", 0), "score": score_of(r),
-                       "meets_criterion": r.get("meets_criterion")} for r in result["checkpoints"]]
-            rows.setdefault(name, []).append({"seed": seed, "run_dir": str(run_dir), "points": points})
-    table = summarize(rows, threshold)
-    out.mkdir(parents=True, exist_ok=True)
-    runs.atomic_write_text(out / "compare.json", json.dumps({"task": task, "rows": rows, "table": table}, indent=1))
-    runs.atomic_write_text(out / "compare.md", markdown(task, table, threshold, time_budget_min, env_steps, seeds))
-    plot(rows, task, out / "compare.png")
+            rows.setdefault(name, []).append({"seed": seed, "run_dir": str(run_dir),
+                                              "points": judged_points(run_dir, episodes)})
+            # after every run, the table of the runs done so far: a long compare shows (and keeps) its progress
+            table = summarize(rows, threshold)
+            done = sum(len(v) for v in rows.values())
+            partial = "" if done == len(algos) * seeds else f"partial: {done} of {len(algos) * seeds} runs done\n\n"
+            out.mkdir(parents=True, exist_ok=True)
+            runs.atomic_write_text(out / "compare.json", json.dumps({"task": task, "rows": rows, "table": table},
+                                                                    indent=1))
+            runs.atomic_write_text(out / "compare.md", partial + markdown(task, table, threshold, time_budget_min,
+                                                                         env_steps, seeds))
+            plot(rows, task, out / "compare.png")
     return {"task": task, "table": table, "out": str(out)}
+
+
+def judged_points(run_dir: Path, episodes: int | None) -> list[dict]:
+    """Every checkpoint of a finished run judged by `pgr eval`'s protocol, kept in the run (`compare_points.json`):
+    a compare run again (or resumed after a crash) judges only what it has not judged yet."""
+    from pg_robotics.evaluate import sweep
+
+    cache = run_dir / "compare_points.json"
+    last = runs.latest_checkpoint(run_dir)
+    if cache.exists():
+        kept = json.loads(cache.read_text())
+        if kept.get("episodes") == episodes and kept.get("last_checkpoint") == last.name:
+            return kept["points"]
+    state, _ = runs.load_checkpoint(run_dir)
+    history = {r["iteration"]: r for r in json.loads(state["history"])}
+    result = sweep(run_dir, episodes)
+    points = [{"iteration": r["iteration"], "time_s": r["train_seconds"],
+               "env_steps": history.get(r["iteration"], {}).get("env_steps", 0), "score": score_of(r),
+               "meets_criterion": r.get("meets_criterion")} for r in result["checkpoints"]]
+    runs.atomic_write_text(cache, json.dumps({"episodes": episodes, "last_checkpoint": last.name,
+                                              "points": points}, indent=1))
+    return points
 
 
 def summarize(rows: dict[str, list[dict]], threshold: float | None) -> list[dict]:

@@ -55,6 +55,8 @@ def train(recipe: Recipe | str | None = None, run_dir: str | Path | None = None,
             raise ConfigError("train: overrides go into make_recipe(); give them with a task name or on resume")
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(run_dir) if run_dir else Path("runs") / recipe.task / stamp
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
         if (run_dir / runs.RECIPE_FILE).exists():
             raise ConfigError(f"--run-dir {run_dir}: a run is already there; continue it with --resume {run_dir} "
                               f"or choose another directory")

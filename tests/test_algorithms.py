@@ -243,9 +243,21 @@ def test_compare_trains_each_algorithm_per_seed_and_writes_the_table_and_plot(tm
     table = (out / "compare.md").read_text()
     assert "| ppo |" in table and "| a2c |" in table and "time to 30" in table and table in result.stdout
     assert (out / "compare.png").stat().st_size > 10_000
-    # every run finished is kept: a second compare only re-judges and re-draws
-    stamp = (out / "ppo_s0" / "summary.json").stat().st_mtime
-    assert pgr(*args).returncode == 0 and (out / "ppo_s0" / "summary.json").stat().st_mtime == stamp
+    # every run finished and judged is kept: a second compare neither trains nor judges again, only re-draws
+    stamps = [(out / run / name).stat().st_mtime for run in ("ppo_s0", "a2c_s1")
+              for name in ("summary.json", "compare_points.json")]
+    assert pgr(*args).returncode == 0
+    assert [(out / run / name).stat().st_mtime for run in ("ppo_s0", "a2c_s1")
+            for name in ("summary.json", "compare_points.json")] == stamps
+    assert json.loads((out / "compare.json").read_text())["rows"] == data["rows"]
+    # a run that cannot start (its run directory is a file) stops the compare; the table of the runs before it stays
+    other = tmp_path / "cmp2"
+    other.mkdir()
+    (other / "a2c_s0").write_text("not a run directory")
+    result = pgr(*[other if a == str(out) else a for a in args])
+    assert result.returncode == 2 and f"--run-dir {other / 'a2c_s0'}: exists and is not a directory" in result.stderr
+    partial = (other / "compare.md").read_text()
+    assert partial.startswith("partial: 2 of 4 runs done") and "| ppo |" in partial and "| a2c |" not in partial
 
 
 @pytest.mark.parametrize("args, message", [
