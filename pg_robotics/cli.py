@@ -357,15 +357,15 @@ def launch(nproc: int, argv: list[str]) -> None:
 
 
 def cmd_eval(args) -> None:
-    from pg_robotics import evaluate
+    from pg_robotics import evaluate, runs
 
     evaluate.check_seconds(args.seconds)
+    if args.every != 1 and not args.all_checkpoints:
+        raise ConfigError("--every: only with --all-checkpoints")
     if args.terrain:
         return eval_terrain(args)
     if args.difficulty:
         raise ConfigError("--difficulty: only with --terrain")
-    if args.every != 1 and not args.all_checkpoints:
-        raise ConfigError("--every: only with --all-checkpoints")
     overrides: dict = {}
     if args.model:
         model = Path(args.model)  # a file here, or a shipped robot's (go1/go1_alt.xml)
@@ -411,7 +411,7 @@ def cmd_eval(args) -> None:
         np.savez_compressed(args.record, **evaluate.record(Path(args.run_dir), args.checkpoint))
         result["record"] = args.record
     if args.out:
-        runs_write(args.out, result)
+        runs.atomic_write_json(args.out, result)
     if args.json:
         print(json.dumps(result))
     elif "std_return" in result:
@@ -433,12 +433,10 @@ def cmd_eval(args) -> None:
 
 
 def eval_terrain(args) -> None:
-    from pg_robotics import evaluate
+    from pg_robotics import evaluate, runs
 
     if args.record or args.model or args.ground:
         raise ConfigError("--terrain: not with --record, --model or --ground")
-    if args.every != 1 and not args.all_checkpoints:
-        raise ConfigError("--every: only with --all-checkpoints")
     cells = evaluate.terrain_cells(args.terrain, args.difficulty)
     common = dict(seconds=args.seconds, backend=args.backend, device=args.device)
     run, episodes = Path(args.run_dir), args.episodes or (16 if args.terrain == "all" else 32)
@@ -454,7 +452,7 @@ def eval_terrain(args) -> None:
                   f"{evaluate.TERRAIN_GOAL['success_rate']:g}, falls <= {evaluate.TERRAIN_GOAL['fall_rate']:g}")
         result = evaluate.terrain_sweep(run, cells, episodes, args.every, on_result=show, **common)
         if args.out:
-            runs_write(args.out, result)
+            runs.atomic_write_json(args.out, result)
         if args.json:
             print(json.dumps(result))
             return
@@ -469,7 +467,7 @@ def eval_terrain(args) -> None:
     rows = [evaluate.evaluate_terrain(run, t, d, episodes, checkpoint=args.checkpoint, **common)
             for t, d in tqdm(cells, unit="cell", disable=len(cells) < 2 or not sys.stderr.isatty(), leave=False)]
     if args.out:
-        runs_write(args.out, rows)
+        runs.atomic_write_json(args.out, rows)
     if args.json:
         print(json.dumps(rows))
         return
@@ -478,12 +476,6 @@ def eval_terrain(args) -> None:
     for r in rows:
         print(f"{r['terrain']:<12} {r['difficulty']:>10.2f} {r['success_rate']:>8.3f} {r['fall_rate']:>6.3f} "
               f"{r['lin_vel_error']:>8.3f}{'  goal met' if evaluate.meets_terrain_goal(r) else ''}")
-
-
-def runs_write(path: Path, data) -> None:
-    from pg_robotics import runs
-
-    runs.atomic_write_text(Path(path), json.dumps(data, indent=1))
 
 
 def cmd_play(args) -> None:

@@ -68,8 +68,7 @@ def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_
             done = sum(len(v) for v in rows.values())
             partial = "" if done == len(algos) * seeds else f"partial: {done} of {len(algos) * seeds} runs done\n\n"
             out.mkdir(parents=True, exist_ok=True)
-            runs.atomic_write_text(out / "compare.json", json.dumps({"task": task, "rows": rows, "table": table},
-                                                                    indent=1))
+            runs.atomic_write_json(out / "compare.json", {"task": task, "rows": rows, "table": table})
             runs.atomic_write_text(out / "compare.md", partial + markdown(task, table, threshold, time_budget_min,
                                                                          env_steps, seeds))
             plot(rows, task, out / "compare.png")
@@ -93,8 +92,7 @@ def judged_points(run_dir: Path, episodes: int | None) -> list[dict]:
     points = [{"iteration": r["iteration"], "time_s": r["train_seconds"],
                "env_steps": history.get(r["iteration"], {}).get("env_steps", 0), "score": score_of(r),
                "meets_criterion": r.get("meets_criterion")} for r in result["checkpoints"]]
-    runs.atomic_write_text(cache, json.dumps({"episodes": episodes, "last_checkpoint": last.name,
-                                              "points": points}, indent=1))
+    runs.atomic_write_json(cache, {"episodes": episodes, "last_checkpoint": last.name, "points": points})
     return points
 
 

@@ -210,7 +210,7 @@ def terrain_sweep(run_dir: Path, cells: list[tuple[str, float]], episodes: int =
     the curve over training, written to `terrain_curve.png` in the run, and the first checkpoint that meets each
     cell's goal (`TERRAIN_GOAL`) with its training time."""
     run_dir = Path(run_dir)
-    ckpts = runs.checkpoints(run_dir)[::-1][::every][::-1]
+    ckpts = runs.checkpoints(run_dir, every)
     if not ckpts:
         raise ConfigError(f"{run_dir}: no checkpoint found")
     points = []
@@ -312,7 +312,7 @@ def sweep(run_dir: Path, episodes: int | None = None, seconds: float = 20.0, on_
     Locomotion runs also report the first checkpoint that meets the walking criterion with its training time (the
     time-to-criterion)."""
     results, first = [], None
-    for ckpt in runs.checkpoints(Path(run_dir))[::-1][::every][::-1]:
+    for ckpt in runs.checkpoints(Path(run_dir), every):
         result = evaluate(run_dir, episodes, seconds, checkpoint=ckpt, backend=backend, device=device)
         results.append(result)
         if on_result:

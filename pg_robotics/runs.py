@@ -13,6 +13,7 @@ whatever the algorithm."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -56,6 +57,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1))
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     import torch
 
@@ -86,9 +91,10 @@ def run_commit(run_dir: Path) -> str:
     return str(saved_recipe(run_dir).get("git_commit", "unknown"))
 
 
-def checkpoints(run_dir: Path) -> list[Path]:
-    """The run's checkpoints, oldest first."""
-    return sorted((Path(run_dir) / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+def checkpoints(run_dir: Path, every: int = 1) -> list[Path]:
+    """The run's checkpoints, oldest first; every `every`-th of them counted back from the last (always in)."""
+    found = sorted((Path(run_dir) / "checkpoints").glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    return found[::-1][::every][::-1]
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
