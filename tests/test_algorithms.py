@@ -329,6 +329,35 @@ def test_sac_temperature_follows_its_target_entropy():
     assert len(svg0.critics) == 1 and float(svg0.update(batch)["alpha"]) == 0.0
 
 
+def test_svg0_noise_is_fixed_and_keeps_exploring():
+    """SVG(0)'s noise comes from a fixed distribution: however far the critic's gradient pushes the policy, sampled
+    actions spread by noise_std around the deterministic action (the learned std collapsed on Hopper)."""
+    from pg_robotics.algorithms.sac import SAC, SACCfg, SVG0Cfg
+
+    torch.manual_seed(0)
+    svg0 = SAC(SVG0Cfg(hidden=[16], normalize_obs=False, actor_lr=1e-2), 4, 4, 2)
+    gen = torch.Generator().manual_seed(1)
+    obs = torch.randn(256, 4, generator=gen)
+    batch = {"obs": obs, "critic_obs": obs, "actions": torch.rand(256, 2, generator=gen) * 2 - 1,
+             "rewards": torch.randn(256, generator=gen), "next_obs": obs, "next_critic_obs": obs,
+             "mask": torch.ones(256)}
+    s = obs[svg0.actor(obs).abs().max(-1).values.argmin()][None]  # a state where the fresh policy acts near 0
+    one = s.expand(20000, 4)
+    actions = svg0.sample(one, torch.Generator().manual_seed(2))
+    assert svg0.actor(s).abs().max() < 0.3  # (almost) no sample clipped
+    assert (actions - svg0.actor(s)).std(0).sub(0.2).abs().max() < 0.01
+    for _ in range(200):  # random rewards at a high learning rate: the deterministic action runs into the bounds
+        svg0.update(batch)
+    actions = svg0.sample(one, torch.Generator().manual_seed(2))
+    assert svg0.actor(s).abs().max() > 0.99 and actions.min() >= -1 and actions.max() <= 1
+    # clipped at the bound half the time, the other half still spread inwards: a std of 0.58 noise_std
+    assert actions.std(0).min() > 0.1, actions.std(0)
+    with pytest.raises(ValueError, match="noise_std"):
+        SACCfg(noise_std=0.2)  # an entropy term and a fixed noise do not go together
+    with pytest.raises(ValueError, match="noise_std"):
+        SVG0Cfg(noise_std=-0.1)
+
+
 def test_dqn_learns_cartpole_from_the_cli(tmp_path):
     run = tmp_path / "run"
     result = pgr("train", "gym:CartPole-v1", "--algo", "dqn", "--num-envs", "4", "--max-iterations", "3000",

@@ -61,7 +61,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
               "trpo", "TRPOCfg", "TRPO", "on_policy", "vector"),
     Algorithm("sac", "SAC: tanh-Gaussian policy through twin learned Qs, entropy weight tuned to a target",
               "sac", "SACCfg", "SAC", "replay", "vector"),
-    Algorithm("svg0", "SVG(0): the reparameterized policy gradient through one learned Q (SAC without entropy)",
+    Algorithm("svg0", "SVG(0): the reparameterized policy gradient through one learned Q, fixed noise, no entropy",
               "sac", "SVG0Cfg", "SAC", "replay", "vector"),
     Algorithm("td3", "TD3: deterministic actor, twin critics, target smoothing, delayed actor updates",
               "td3", "TD3Cfg", "TD3", "replay", "vector"),

@@ -10,7 +10,11 @@ their targets, and alpha tuned so the policy's entropy tracks `target_entropy` (
     critics: mean (Q_i(s, a) - y)^2;  policy: mean (alpha log pi(a|s) - min_i Q_i(s, a)),  a ~ pi(s)
     alpha:  -mean(log_alpha * (log pi(a|s) + target_entropy))
 
-`svg0` in the registry is this file with one critic, alpha 0 and no tuning. CaT: see replay_base.py."""
+`svg0` in the registry is this file with one critic, alpha 0 and no tuning, and its noise z from a fixed
+distribution, as the slide has it: a = clip(tanh(mu(s)) + noise_std z, -1, 1). With a learned std and no entropy term
+the critic's gradient alone drives the std to its floor and the mean into the tanh's saturation (on Hopper within
+30k env steps: no exploration left, the replay holds one falling motion); a fixed noise keeps exploring. CaT: see
+replay_base.py."""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class SACCfg(ReplayCfg):
     autotune: bool = True
     target_entropy: float | None = None  # default -(number of actions)
     alpha_lr: float = 1e-3
+    noise_std: float = 0.0  # > 0: a fixed Gaussian noise in action space instead of the learned std (needs alpha 0)
 
     def __post_init__(self):
         super().__post_init__()
@@ -42,6 +47,9 @@ class SACCfg(ReplayCfg):
                              f"{self.alpha_lr}")
         if not self.alpha >= 0 or (self.autotune and not self.alpha > 0):
             raise ValueError(f"alpha: must be >= 0 (> 0 with autotune), got {self.alpha}")
+        if not self.noise_std >= 0 or (self.noise_std > 0 and (self.alpha > 0 or self.autotune)):
+            raise ValueError(f"noise_std: must be >= 0, and > 0 only without an entropy term (alpha 0, autotune "
+                             f"false), got noise_std {self.noise_std}, alpha {self.alpha}, autotune {self.autotune}")
 
 
 @dataclass
@@ -49,14 +57,16 @@ class SVG0Cfg(SACCfg):
     twin_critics: bool = False
     alpha: float = 0.0
     autotune: bool = False
+    noise_std: float = 0.2  # fixed noise (the learned std collapses without an entropy term)
 
 
 class GaussianTanh(nn.Module):
-    """Normalized obs -> (mean, log std) of the pre-tanh Gaussian; forward: the deterministic action tanh(mean)."""
+    """Normalized obs -> (mean, log std) of the pre-tanh Gaussian; forward: the deterministic action tanh(mean).
+    With `noise_std` > 0 the noise is fixed and added after the tanh (the log std output is unused)."""
 
-    def __init__(self, body: nn.Module, num_actions: int):
+    def __init__(self, body: nn.Module, num_actions: int, noise_std: float = 0.0):
         super().__init__()
-        self.body, self.num_actions = body, num_actions
+        self.body, self.num_actions, self.noise_std = body, num_actions, noise_std
 
     def dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.body(obs).split(self.num_actions, dim=-1)
@@ -66,6 +76,9 @@ class GaussianTanh(nn.Module):
         """(action, log pi(action)) with the reparameterization a = tanh(mean + std * noise)."""
         mean, log_std = self.dist(obs)
         noise = torch.randn_like(mean) if noise is None else noise
+        if self.noise_std:  # the Gaussian's density, the clip ignored: only logged (no entropy term goes with it)
+            log_prob = (-0.5 * noise.square() - math.log(self.noise_std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+            return (torch.tanh(mean) + self.noise_std * noise).clamp(-1.0, 1.0), log_prob
         u = mean + log_std.exp() * noise
         a = torch.tanh(u)
         log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -78,7 +91,7 @@ class GaussianTanh(nn.Module):
 class SAC(ReplayLearner):
     def build(self) -> None:
         cfg, n = self.cfg, self.num_actions
-        self.actor = GaussianTanh(self.mlp_net(self.num_obs, 2 * n), n)
+        self.actor = GaussianTanh(self.mlp_net(self.num_obs, 2 * n), n, cfg.noise_std)
         self.critics = [f"q{i}" for i in range(2 if cfg.twin_critics else 1)]
         self.nets = {"actor": self.actor, **{q: self.mlp_net(self.num_critic_obs + n, 1) for q in self.critics}}
         for q in self.critics:
@@ -100,9 +113,8 @@ class SAC(ReplayLearner):
         return torch.stack([self.q(q + suffix, critic_obs, actions) for q in self.critics]).min(0).values
 
     def sample(self, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        mean, log_std = self.actor.dist(obs)
-        noise = torch.randn(mean.shape, generator=gen, device=gen.device)
-        return torch.tanh(mean + log_std.exp() * noise)
+        noise = torch.randn((obs.shape[0], self.num_actions), generator=gen, device=gen.device)
+        return self.actor.sample(obs, noise)[0]
 
     def policy_net(self) -> nn.Module:
         return self.actor
