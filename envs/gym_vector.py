@@ -11,8 +11,10 @@ each world's step ended on (before a reset), for off-policy methods to bootstrap
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +33,25 @@ def make_gym(env_id: str, kwargs: dict | None = None, count: int = 1) -> list:
     if ":" not in env_id and env_id not in gym.registry and robotics:
         import gymnasium_robotics  # noqa: F401  (registers FetchReach-v4, FetchPush-v4, ... on import)
     try:
-        return [gym.make(env_id, **(kwargs or {})) for _ in range(count)]
+        with mujoco_warnings_once():
+            return [gym.make(env_id, **(kwargs or {})) for _ in range(count)]
     except (gym.error.Error, ImportError, ModuleNotFoundError) as exc:
         hint = "" if robotics else " (Fetch* and other gymnasium-robotics ids: pip install gymnasium-robotics)"
         raise ConfigError(f"task: gymnasium cannot make {env_id!r} ({str(exc).rstrip('.')}){hint}") from None
+
+
+@contextlib.contextmanager
+def mujoco_warnings_once():
+    """MuJoCo's warnings while gymnasium compiles its models, each shown once per process (a Python warning):
+    HalfCheetah's `settotalmass` deprecation was printed at every one of the hundreds of compiles of a run."""
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda text: warnings.warn(f"MuJoCo: {text}", RuntimeWarning, stacklevel=2))
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 @functools.lru_cache(maxsize=64)

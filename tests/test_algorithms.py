@@ -3,6 +3,8 @@
 of each on the point mass, the softmax policy on discrete actions, and any gymnasium env from the CLI."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -181,6 +183,19 @@ def test_gym_adapter_for_discrete_and_continuous_envs():
         _, _, done, info = env.step(torch.full((2, 1), 50.0))  # clipped to the Box's 2.0
         assert bool(done.all()) == (t == 199) and torch.equal(done, info["time_outs"])
     env.close()
+
+
+def test_mujoco_compile_warnings_of_gym_models_show_once():
+    """HalfCheetah's model carries a deprecated compiler attribute: MuJoCo printed a warning at every compile (410
+    lines in one 300k-step run); the adapter shows each once, then puts MuJoCo's own handler back."""
+    code = ("import mujoco\nfrom pg_robotics.envs.gym_vector import make_gym\nfor _ in range(3):\n"
+            "    [e.close() for e in make_gym('HalfCheetah-v5', count=2)]\n"
+            "print('handler', mujoco.get_mju_user_warning())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert out.count("settotalmass") == 1 and "RuntimeWarning: MuJoCo: compiler attribute" in out, out
+    assert "handler None" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
