@@ -76,12 +76,12 @@ class GaussianTanh(nn.Module):
         """(action, log pi(action)) with the reparameterization a = tanh(mean + std * noise)."""
         mean, log_std = self.dist(obs)
         noise = torch.randn_like(mean) if noise is None else noise
-        if self.noise_std:  # the Gaussian's density, the clip ignored: only logged (no entropy term goes with it)
-            log_prob = (-0.5 * noise.square() - math.log(self.noise_std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-            return (torch.tanh(mean) + self.noise_std * noise).clamp(-1.0, 1.0), log_prob
-        u = mean + log_std.exp() * noise
-        a = torch.tanh(u)
+        if self.noise_std:
+            log_std = torch.full_like(mean, math.log(self.noise_std))
         log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        if self.noise_std:  # the Gaussian's density, the clip ignored: only logged (no entropy term goes with it)
+            return (torch.tanh(mean) + self.noise_std * noise).clamp(-1.0, 1.0), log_prob
+        a = torch.tanh(mean + log_std.exp() * noise)
         return a, log_prob - torch.log(1 - a.square() + 1e-6).sum(-1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
