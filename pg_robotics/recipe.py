@@ -63,6 +63,7 @@ def make_recipe(task: str, algo: str | None = None, file: str | Path | None = No
     (or an `algo` key in the overrides or the file) picks the algorithm; default: the task kind's."""
     kind = task_spec(task).kind
     algo = algo or (overrides or {}).get("algo")
+    algo = algorithms.for_task(algo, kind) if algo else algo
     path = Path(file) if file else default_file(task, algo)
     data = load_yaml(path) if path else {}
     if not file and path is None and algo and default_file(task) is not None:
@@ -91,7 +92,7 @@ def from_saved(data: dict, overrides: dict | None = None) -> Recipe:
     # runs written before the algorithm was recorded trained their task kind's default
     data.setdefault("algo", algorithms.default(task_spec(task).kind).name)
     saved_algo = data["algo"]
-    if overrides and overrides.get("algo", saved_algo) != saved_algo:
+    if overrides and algorithms.for_task(overrides.get("algo", saved_algo), task_spec(task).kind) != saved_algo:
         raise ConfigError(f"--algo {overrides['algo']}: this run was trained with {saved_algo}")
     return resolve(task, deep_update(data, overrides or {}), task_spec(task).kind)
 
@@ -100,7 +101,7 @@ def resolve(task: str, data: dict, kind: str) -> Recipe:
     unknown = [k for k in data if k not in SECTIONS]
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(SECTIONS)})")
-    algo = algorithms.get(data["algo"]) if data.get("algo") else algorithms.default(kind)
+    algo = algorithms.get(algorithms.for_task(data["algo"], kind)) if data.get("algo") else algorithms.default(kind)
     algorithms.check(algo, task, kind)
     runner = deep_update(KIND_RUNNER_DEFAULTS.get(kind, {}), data.get("runner") or {})
     return Recipe(task, algo.name, task_config(task, data.get("task")),

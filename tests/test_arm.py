@@ -451,14 +451,27 @@ def test_ctrl_c_finishes_the_cycle_saves_and_the_run_resumes(tmp_path):
     assert json.loads((run / "summary.json").read_text())["iteration"] == n + 2
 
 
-@pytest.mark.parametrize("algo", ["sac_her", "td3_her"])
-def test_sac_and_td3_with_her_train_resume_and_export_a_goal_task(algo, tmp_path):
+# on a goal task, an off-policy method named as on any other task (`--algo sac`) trains its HER form
+@pytest.mark.parametrize("name, algo", [("sac_her", "sac_her"), ("td3", "td3_her")])
+def test_sac_and_td3_with_her_train_resume_and_export_a_goal_task(name, algo, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "arm-reach", "--algo", algo, "--max-iterations", "2", "--run-dir", str(run),
+    assert main(["train", "arm-reach", "--algo", name, "--max-iterations", "2", "--run-dir", str(run),
                  *ARM_TINY]) == 0
-    assert main(["train", "arm-reach", "--resume", str(run), "--max-iterations", "3", *ARM_TINY]) == 0
+    assert main(["train", "arm-reach", "--resume", str(run), "--algo", name, "--max-iterations", "3",
+                 *ARM_TINY]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["algo"] == algo and summary["iteration"] == 3 and 0 <= summary["success_rate"] <= 1
     result = pgr("export", str(run), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["replay_action_max_abs_diff"] <= 1e-4
+
+
+def test_an_off_policy_name_on_a_goal_task_is_its_her_form_and_nothing_else_is():
+    from pg_robotics.recipe import make_recipe
+
+    assert make_recipe("arm-push", "sac").algo == "sac_her"
+    assert make_recipe("arm-push", "td3").algo == "td3_her"
+    assert make_recipe("arm-push", overrides={"algo": "sac"}).algorithm.her_strategy == "future"
+    assert make_recipe("gym:Pendulum-v1", "sac").algo == "sac"  # a dense-reward task keeps plain SAC
+    with pytest.raises(ConfigError, match="algo: arm-push is a goal task with a sparse reward; ppo needs"):
+        make_recipe("arm-push", "ppo")

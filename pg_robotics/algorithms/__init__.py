@@ -98,6 +98,15 @@ def default(task_kind: str) -> Algorithm:
     return next(a for a in ALGORITHMS.values() if task_kind in a.default_for)
 
 
+def for_task(name: str, task_kind: str) -> str:
+    """The algorithm `name` trains on a task of this kind: on a goal task an off-policy method named without its
+    HER form (`sac`, `td3`) is that form (`sac_her`, `td3_her`), so `--algo sac` trains arm-push; else `name`."""
+    her = f"{name}_her"
+    if TASK_OFFERS[task_kind] == "goal" and her in ALGORITHMS and (name not in ALGORITHMS or get(name).needs != "goal"):
+        return her
+    return name
+
+
 def check(algo: Algorithm, task: str, task_kind: str) -> None:
     """A ConfigError naming `algo` when the task cannot offer what the algorithm needs."""
     if TASK_OFFERS[task_kind] == algo.needs:
