@@ -27,11 +27,16 @@ def score_of(result: dict) -> float:
     return result["success_rate"] if "success_rate" in result else result["mean_return"]
 
 
-def iterations_for(recipe, env_steps: int) -> int:
-    """The iterations of a run of `num_steps_per_env` steps per world and iteration that take `env_steps` steps."""
-    if not hasattr(recipe.algorithm, "num_steps_per_env"):
-        raise ConfigError(f"--env-steps: {recipe.algo} collects whole episodes; compare it with --time-budget")
-    return math.ceil(env_steps / (recipe.runner.num_envs * recipe.algorithm.num_steps_per_env))
+def budget_env_steps(recipe, env_steps: int) -> None:
+    """Set `recipe`'s runner to take `env_steps` env steps: the iterations of that many steps for a fixed
+    `num_steps_per_env` per world and iteration; for whole-episode iterations (cem, es: their length varies) the
+    run ends with the first iteration that reaches the steps."""
+    if hasattr(recipe.algorithm, "num_steps_per_env"):
+        recipe.runner.max_iterations = math.ceil(env_steps / (recipe.runner.num_envs
+                                                              * recipe.algorithm.num_steps_per_env))
+    else:
+        recipe.runner.max_env_steps = env_steps
+        recipe.runner.max_iterations = math.ceil(env_steps / recipe.runner.num_envs)  # a bound: >= 1 step a world
 
 
 def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_min: float | None = None,
@@ -54,7 +59,7 @@ def compare(task: str, algos: list[str], out: Path, seeds: int = 1, time_budget_
             recipe = make_recipe(task, name, overrides={**(overrides or {}), "runner": {
                 **(overrides or {}).get("runner", {}), **runner}})
             if env_steps:
-                recipe.runner.max_iterations = iterations_for(recipe, env_steps)
+                budget_env_steps(recipe, env_steps)
             if not (run_dir / "compare_done").exists():  # a crashed or stopped compare resumes run by run
                 if runs.latest_checkpoint(run_dir) is not None:
                     train(resume=run_dir, progress=progress)

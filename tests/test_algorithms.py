@@ -214,6 +214,8 @@ def test_mujoco_compile_warnings_of_gym_models_show_once():
      "runner.num_envs: 10 is not a multiple of algorithm.worlds_per_candidate (3)"),
     (["train", "gym:CartPole-v1", "--set", "algorithm.surrogate=trust"],
      "algorithm: surrogate: expected 'clip' or 'kl_penalty', got 'trust'"),
+    (["train", "gym:CartPole-v1", "--set", "runner.max_env_steps=-5"],
+     "runner: time_budget_min, max_env_steps: must be >= 0, got 0.0, -5"),
 ])
 def test_bad_gym_and_algorithm_input_exits_2(args, message, tmp_path, capsys):
     assert main([*args, "--run-dir", str(tmp_path / "run"), "--max-iterations", "1", "--no-progress"]) == 2
@@ -273,6 +275,22 @@ def test_compare_trains_each_algorithm_per_seed_and_writes_the_table_and_plot(tm
     assert result.returncode == 2 and f"--run-dir {other / 'a2c_s0'}: exists and is not a directory" in result.stderr
     partial = (other / "compare.md").read_text()
     assert partial.startswith("partial: 2 of 4 runs done") and "| ppo |" in partial and "| a2c |" not in partial
+
+
+def test_compare_by_env_steps_ends_a_whole_episode_method_at_the_first_iteration_that_reaches_them(tmp_path):
+    from pg_robotics import runs
+
+    out = tmp_path / "cmp"
+    result = pgr("compare", "--task", "gym:CartPole-v1", "--algos", "cem,es", "--env-steps", "3000", "--out",
+                 str(out), "--episodes", "2", "--no-progress", "--set", "runner.num_envs=8", "--set",
+                 "runner.save_interval=2", "--set", "algorithm.horizon=100", "--set", "algorithm.hidden=[8]")
+    assert result.returncode == 0, result.stderr
+    for name in ("cem", "es"):
+        state, _ = runs.load_checkpoint(out / f"{name}_s0")
+        steps = [r["env_steps"] for r in json.loads(state["history"])]
+        # every iteration runs 8 worlds to the end of the longest episode (<= 100 steps): it varies
+        assert steps[-2] < 3000 <= steps[-1] <= steps[-2] + 8 * 100, (name, steps)
+        assert len(set(b - a for a, b in zip([0, *steps], steps))) > 1, steps
 
 
 @pytest.mark.parametrize("args, message", [

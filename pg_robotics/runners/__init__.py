@@ -25,6 +25,7 @@ class RunnerCfg:
     num_envs: int = 1024
     max_iterations: int = 1500
     time_budget_min: float = 0.0  # 0: no limit
+    max_env_steps: int = 0  # 0: no limit; else the run ends with the first iteration that reaches it
     save_interval: int = 50
     seed: int = 0
     device: str = "cpu"
@@ -35,8 +36,9 @@ class RunnerCfg:
         for name in ("num_envs", "max_iterations", "save_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.time_budget_min < 0:
-            raise ValueError(f"time_budget_min: must be >= 0, got {self.time_budget_min}")
+        if self.time_budget_min < 0 or self.max_env_steps < 0:
+            raise ValueError(f"time_budget_min, max_env_steps: must be >= 0, got {self.time_budget_min}, "
+                             f"{self.max_env_steps}")
         if self.threads < 0:
             raise ValueError(f"threads: must be >= 0, got {self.threads}")
 

@@ -81,10 +81,10 @@ class Runner:
 
     # ---- the loop --------------------------------------------------------------------------------------------
     def running(self) -> bool:
-        """Iterations and time budget left, and no stop asked for."""
-        budget = self.cfg.time_budget_min * 60
+        """Iterations, time and env-step budgets left, and no stop asked for."""
+        budget, steps = self.cfg.time_budget_min * 60, self.cfg.max_env_steps
         return (self.iteration < self.cfg.max_iterations and not (budget and self.elapsed >= budget)
-                and not self._stop)
+                and not (steps and self.total_steps >= steps) and not self._stop)
 
     def learn(self, progress: bool = True) -> dict:
         from torch.utils.tensorboard import SummaryWriter
