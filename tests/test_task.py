@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from pg_robotics.envs import make
+from pg_robotics.envs import ConfigError, make
 from pg_robotics.envs.cat import ConstraintsAsTerminations
 from pg_robotics.envs.locomotion import rewards
 from pg_robotics.envs.locomotion.config import RewardsCfg
@@ -114,6 +114,30 @@ def test_cat_delta_is_zero_when_satisfied_and_p_max_at_the_limit():
     cat2 = ConstraintsAsTerminations({"torque": 1.0}, {"torque": 0.25})
     cat2.load_state_dict(cat.state_dict())
     assert torch.equal(cat2.c_max["torque"], cat.c_max["torque"])
+
+
+def test_the_p_max_ramp_makes_soft_constraints_lenient_first_and_leaves_hard_ones():
+    cat = ConstraintsAsTerminations({"torque": 0.0, "contact": 0.0, "mild": 0.0},
+                                    {"torque": 0.25, "contact": 1.0, "mild": 0.02}, ramp_start=0.05, ramp_steps=100)
+    # 1 / p_max moves linearly from 20 steps to 4: 20, 12, 4 at steps 0, 50, 100 and after
+    for step, expected in ((0, 0.05), (50, 1 / 12), (100, 0.25), (500, 0.25)):
+        p = cat.p_max_at(step)
+        assert p["torque"] == pytest.approx(expected) and p["contact"] == 1.0 and p["mild"] == 0.02, step
+    violated = {"torque": torch.ones(2, 1), "contact": torch.zeros(2, 1), "mild": torch.zeros(2, 1)}
+    assert torch.allclose(cat(violated, step=0)[0], torch.full((2,), 0.05))
+    assert torch.allclose(cat(violated, step=100)[0], torch.full((2,), 0.25))
+    assert ConstraintsAsTerminations({"t": 0.0}, {"t": 0.25}).p_max_at(0) == {"t": 0.25}  # no ramp by default
+
+
+def test_the_env_ramps_p_max_with_its_policy_steps():
+    env = make("quadruped-flat", 2, seed=0, overrides={**STILL, "constraints": {"p_max_ramp_steps": 40}})
+    actions = torch.zeros(2, 12)
+    actions[0] = 40.0  # a violent jump from rest: the action-rate constraint at its running maximum (p = p_max)
+    _, _, _, info = env.step(actions)
+    assert info["cat_delta"][0] == pytest.approx(1 / (20 + (1 / 40) * (4 - 20)), rel=1e-4)  # step 1 of 40
+    with pytest.raises(ConfigError, match="p_max_ramp_steps >= 0, p_max_ramp_start in"):
+        make("quadruped-flat", 2, overrides={**STILL, "constraints": {"p_max_ramp_start": 0}})
+    env.close()
 
 
 def test_action_rate_constraint_is_on_joint_target_speed():

@@ -210,6 +210,9 @@ class ConstraintsCfg(_Terms):
     __terms__ = True
     module = "constraints"
     tau: float = 0.95  # decay of the running maximum violation c_max
+    # > 0: the soft constraints' p_max ramps from p_max_ramp_start over this many policy steps (envs/cat.py)
+    p_max_ramp_steps: int = 0
+    p_max_ramp_start: float = 0.05
     terms: dict[str, ConstraintTermCfg] = field(default_factory=lambda: {
         "torque": ConstraintTermCfg(limit=0.95),  # |tau| / torque limit
         "joint_vel": ConstraintTermCfg(limit=0.9),  # |qdot| / speed limit
@@ -223,6 +226,9 @@ class ConstraintsCfg(_Terms):
     def __post_init__(self):
         if not 0 <= self.tau < 1:
             raise ValueError(f"tau: must be in [0, 1), got {self.tau}")
+        if self.p_max_ramp_steps < 0 or not 0 < self.p_max_ramp_start <= 1:
+            raise ValueError(f"p_max_ramp_steps >= 0, p_max_ramp_start in (0, 1]: got {self.p_max_ramp_steps}, "
+                             f"{self.p_max_ramp_start}")
 
 
 # ---- terminations -----------------------------------------------------------------------------------------------------

@@ -191,7 +191,8 @@ class LeggedEnv:
         enabled = {n: t for n, t in cc.terms.items() if t.enabled}
         self._constraints = {n: bind("constraints", n, t.func, t.params, 1) for n, t in enabled.items()}
         self.cat = ConstraintsAsTerminations({n: t.limit for n, t in enabled.items()},
-                                             {n: t.p_max for n, t in enabled.items()}, tau=cc.tau)
+                                             {n: t.p_max for n, t in enabled.items()}, tau=cc.tau,
+                                             ramp_start=cc.p_max_ramp_start, ramp_steps=cc.p_max_ramp_steps)
         self._terminations = [bind("terminations", n, t.func, t.params, 1)
                               for n, t in cfg.terminations.terms.items() if t.enabled]
         rc = cfg.randomization
@@ -389,7 +390,7 @@ class LeggedEnv:
             self.episode_sums[name] += term
         if self.cfg.rewards.only_positive:
             reward = reward.clamp(min=0.0)
-        cat_delta, violation = self.cat({n: c(s) for n, c in self._constraints.items()})
+        cat_delta, violation = self.cat({n: c(s) for n, c in self._constraints.items()}, self.common_step_counter)
         cat_delta = torch.where(terminated, torch.ones_like(cat_delta), cat_delta)
         done = terminated | time_outs | diverged
         reward = torch.where(diverged, torch.zeros_like(reward), reward)
