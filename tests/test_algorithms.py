@@ -277,6 +277,22 @@ def test_compare_trains_each_algorithm_per_seed_and_writes_the_table_and_plot(tm
     assert partial.startswith("partial: 2 of 4 runs done") and "| ppo |" in partial and "| a2c |" not in partial
 
 
+def test_compare_by_time_ends_runs_by_the_clock_not_the_recipes_iteration_count(tmp_path):
+    import yaml
+
+    common = ["--task", "gym:CartPole-v1", "--algos", "a2c", "--time-budget", "0.02", "--episodes", "2",
+              "--no-progress", "--set", "runner.num_envs=4", "--set", "runner.threads=1"]
+    result = pgr("compare", *common, "--out", str(tmp_path / "clock"))
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((tmp_path / "clock" / "a2c_s0" / "config.yaml").read_text())["runner"]
+    summary = json.loads((tmp_path / "clock" / "a2c_s0" / "summary.json").read_text())
+    assert saved["max_iterations"] == 1_000_000 and summary["train_seconds"] >= 0.02 * 60
+    # a cap the user sets is kept
+    result = pgr("compare", *common, "--out", str(tmp_path / "capped"), "--set", "runner.max_iterations=2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "capped" / "a2c_s0" / "summary.json").read_text())["iteration"] == 2
+
+
 def test_compare_by_env_steps_ends_a_whole_episode_method_at_the_first_iteration_that_reaches_them(tmp_path):
     from pg_robotics import runs
 
