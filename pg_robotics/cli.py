@@ -122,7 +122,8 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     cmp.add_argument("--task", type=task_name, required=True)
     cmp.add_argument("--algos", required=True, type=algo_list, help="comma-separated, e.g. ppo,trpo,a2c")
     budget = cmp.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--time-budget", type=positive_float, metavar="MINUTES", help="of training, each run (the clock ends it, not the recipe's max_iterations)")
+    budget.add_argument("--time-budget", type=positive_float, metavar="MINUTES",
+                        help="of training, each run (the clock ends it, not the recipe's max_iterations)")
     budget.add_argument("--env-steps", type=positive_int,
                         help="each run's env steps (cem, es: to the end of the first iteration that reaches them)")
     cmp.add_argument("--seeds", type=positive_int, default=1, help="seeds 0 .. N-1 of each algorithm")
