@@ -27,8 +27,8 @@ class ConstraintsAsTerminations:
         """Each constraint's p_max after `step` policy steps (the ramp of the soft ones; see the module)."""
         if self.ramp_steps <= 0 or step >= self.ramp_steps:
             return self.p_max
-        done = step / self.ramp_steps
-        return {n: p if p >= 1 or p <= self.ramp_start else 1 / (1 / self.ramp_start + done * (1 / p - 1 / self.ramp_start))
+        first, done = 1 / self.ramp_start, step / self.ramp_steps  # expected steps to a termination, at step 0
+        return {n: p if p >= 1 or p <= self.ramp_start else 1 / (first + done * (1 / p - first))
                 for n, p in self.p_max.items()}
 
     def __call__(self, values: dict[str, torch.Tensor], step: int = 0
