@@ -40,14 +40,24 @@ def make_gym(env_id: str, kwargs: dict | None = None, count: int = 1) -> list:
         raise ConfigError(f"task: gymnasium cannot make {env_id!r} ({str(exc).rstrip('.')}){hint}") from None
 
 
+_SHOWN: set[str] = set()  # MuJoCo warning texts shown in this process
+
+
 @contextlib.contextmanager
 def mujoco_warnings_once():
     """MuJoCo's warnings while gymnasium compiles its models, each shown once per process (a Python warning):
-    HalfCheetah's `settotalmass` deprecation was printed at every one of the hundreds of compiles of a run."""
+    HalfCheetah's `settotalmass` deprecation was printed at every one of the hundreds of compiles of a run. Once
+    per text, kept here: Python's own "once" forgets what it showed whenever a warning filter changes (a `pgr
+    compare` showed it three times)."""
     import mujoco
 
+    def show_once(text: str) -> None:
+        if text not in _SHOWN:
+            _SHOWN.add(text)
+            warnings.warn(f"MuJoCo: {text}", RuntimeWarning, stacklevel=2)
+
     previous = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda text: warnings.warn(f"MuJoCo: {text}", RuntimeWarning, stacklevel=2))
+    mujoco.set_mju_user_warning(show_once)
     try:
         yield
     finally:

@@ -188,8 +188,11 @@ def test_gym_adapter_for_discrete_and_continuous_envs():
 def test_mujoco_compile_warnings_of_gym_models_show_once():
     """HalfCheetah's model carries a deprecated compiler attribute: MuJoCo printed a warning at every compile (410
     lines in one 300k-step run); the adapter shows each once, then puts MuJoCo's own handler back."""
-    code = ("import mujoco\nfrom pg_robotics.envs.gym_vector import make_gym\nfor _ in range(3):\n"
+    code = ("import mujoco\nfrom pg_robotics.envs.gym_vector import gym_kind, make_gym\nfor _ in range(3):\n"
             "    [e.close() for e in make_gym('HalfCheetah-v5', count=2)]\n"
+            "assert gym_kind('HalfCheetah-v5') == 'gym'\n"  # another call site: still not shown again
+            "import warnings\nwarnings.filterwarnings('ignore', message='unrelated')\n"  # resets Python's registry
+            "[e.close() for e in make_gym('HalfCheetah-v5')]\n"
             "print('handler', mujoco.get_mju_user_warning())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
