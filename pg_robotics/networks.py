@@ -88,13 +88,17 @@ class ActorCritic(nn.Module):
 
     def __init__(self, num_actor_obs: int, num_critic_obs: int, num_actions: int, actor_hidden: list[int],
                  critic_hidden: list[int], activation: str = "elu", init_std: float = 1.0, std_type: str = "log",
-                 discrete: bool = False):
+                 discrete: bool = False, output_scale: float = 1.0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: unknown {activation!r} (known: {', '.join(ACTIVATIONS)})")
         if std_type not in STD_TYPES:
             raise ValueError(f"std_type: expected one of {', '.join(STD_TYPES)}, got {std_type!r}")
         self.actor = mlp(num_actor_obs, actor_hidden, num_actions, activation)
+        if output_scale != 1.0:
+            with torch.no_grad():
+                for p in self.actor[-1].parameters():
+                    p.mul_(output_scale)
         self.critic = mlp(num_critic_obs, critic_hidden, 1, activation)
         self.std_type, self.discrete = std_type, discrete
         if not discrete and std_type == "log":
@@ -118,7 +122,8 @@ class ActorCritic(nn.Module):
         out = self.actor(obs)
         if self.discrete:
             return Categorical(logits=out)
-        return Normal(out, self.action_std().expand_as(out))
+        # no argument checks: they cost three reductions a call in every env step and mini-batch
+        return Normal(out, self.action_std().expand_as(out), validate_args=False)
 
     def sample(self, dist: Normal | Categorical) -> torch.Tensor:
         return dist.sample().unsqueeze(-1).float() if self.discrete else dist.sample()

@@ -125,6 +125,29 @@ def test_per_network_clipping_bounds_actor_and_critic_apart():
         merge(PPOCfg(), {"grad_clip": "actor"}, "algorithm")
 
 
+def test_actor_output_scale_shrinks_only_the_last_layer_at_start():
+    """actor_output_scale: the actor's last layer starts at that multiple of the default initialization (every
+    state's first mean action near zero), the rest of the networks as without it; a scale <= 0 names the field."""
+    def build(scale: float) -> PPO:
+        torch.manual_seed(0)
+        cfg = PPOCfg(actor_hidden=[16, 8], critic_hidden=[16, 8], actor_output_scale=scale)
+        return PPO(cfg, 3, 3, 2, num_envs=4)
+
+    plain, small = build(1.0), build(0.01)
+    last = len(plain.policy.actor) - 1
+    for (name, p), q in zip(plain.policy.named_parameters(), small.policy.parameters()):
+        expected = p * 0.01 if name.startswith(f"actor.{last}.") else p
+        assert torch.allclose(q, expected), name
+    obs = torch.randn(256, 3) * 3
+    mean_plain = float(plain.policy.act_inference(obs).abs().mean())
+    assert float(small.policy.act_inference(obs).abs().mean()) == pytest.approx(0.01 * mean_plain, rel=1e-4)
+    assert float(small.policy.action_std().mean()) == 1.0  # the exploration noise is untouched
+    from pg_robotics.envs.config import ConfigError, merge
+
+    with pytest.raises(ConfigError, match="actor_output_scale: must be > 0, got 0"):
+        merge(PPOCfg(), {"actor_output_scale": 0}, "algorithm")
+
+
 def test_normalizers_learn_once_per_iteration_when_asked():
     """normalizer_update "iteration": the statistics stay frozen while the rollout is collected, then learn all
     its observations at once after the update; "step" learns before every action."""

@@ -23,6 +23,9 @@ class OnPolicyCfg:
     critic_hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
     activation: str = "elu"
     init_noise_std: float = 1.0
+    # the actor's last layer starts with its weights and bias times this: 0.01 makes every state's first action
+    # nearly zero (the task's default pose), the exploration noise alone then varies it
+    actor_output_scale: float = 1.0
     noise_std_type: str = "log"  # the learned noise parameter: "log" (of the std) or "scalar" (the std itself)
     normalize_obs: bool = True
     num_steps_per_env: int = 24
@@ -48,6 +51,8 @@ class OnPolicyCfg:
             raise ValueError(f"num_steps_per_env: must be >= 1, got {self.num_steps_per_env}")
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
             raise ValueError(f"gamma, lam: must be in (0, 1] and [0, 1], got {self.gamma}, {self.lam}")
+        if not self.actor_output_scale > 0:
+            raise ValueError(f"actor_output_scale: must be > 0, got {self.actor_output_scale}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
         if not self.max_grad_norm > 0:
@@ -93,7 +98,8 @@ class ActorCriticLearner:
         self.mirror = None if mirror is None else {"critic": mirror["policy"], **mirror}
         self.discrete = discrete
         self.policy = ActorCritic(num_obs, num_critic_obs, num_actions, cfg.actor_hidden, cfg.critic_hidden,
-                                  cfg.activation, cfg.init_noise_std, cfg.noise_std_type, discrete).to(self.device)
+                                  cfg.activation, cfg.init_noise_std, cfg.noise_std_type, discrete,
+                                  cfg.actor_output_scale).to(self.device)
         distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
         self.obs_normalizer = (EmpiricalNormalizer(num_obs, distributed=world.active) if cfg.normalize_obs
                                else nn.Identity()).to(self.device)
