@@ -95,6 +95,9 @@ def test_feet_air_time_pays_long_swings_at_touchdown_while_walking():
     standing = hand_state(first_contact=touchdown, feet_air_time=torch.tensor([[0.8, 0, 0, 0]]))
     assert weighted("feet_air_time", long_swing) > 0 > weighted("feet_air_time", short_swing)
     assert weighted("feet_air_time", standing) == 0.0
+    free = dict(target=0.5, short_swing_cost=False)  # short swings cost nothing, long ones pay as before
+    assert float(rewards.feet_air_time(short_swing, **free)) == 0.0
+    assert float(rewards.feet_air_time(long_swing, **free)) == pytest.approx(0.3)
 
 
 def test_cat_delta_is_zero_when_satisfied_and_p_max_at_the_limit():

@@ -43,11 +43,14 @@ def action_rate(s: LocoState) -> torch.Tensor:
     return (s.actions - s.last_actions).square().sum(1)
 
 
-def feet_air_time(s: LocoState, target: float = 0.5, min_command: float = 0.1) -> torch.Tensor:
+def feet_air_time(s: LocoState, target: float = 0.5, min_command: float = 0.1, short_swing_cost: bool = True
+                  ) -> torch.Tensor:
     """Rewards swings longer than `target` seconds, paid at touchdown; nothing while the planar command is below
-    `min_command`."""
-    gain = ((s.feet_air_time - target) * s.first_contact).sum(1)
-    return gain * (s.command[:, :2].norm(dim=1) > min_command)
+    `min_command`. Shorter swings cost their shortfall, or nothing without `short_swing_cost`."""
+    gain = (s.feet_air_time - target) * s.first_contact
+    if not short_swing_cost:
+        gain = gain.clamp(min=0.0)
+    return gain.sum(1) * (s.command[:, :2].norm(dim=1) > min_command)
 
 
 def foot_clearance(s: LocoState, target: float = 0.08, min_command: float = 0.1, speed_scale: float = 2.0
