@@ -95,10 +95,9 @@ class ActorCritic(nn.Module):
         if std_type not in STD_TYPES:
             raise ValueError(f"std_type: expected one of {', '.join(STD_TYPES)}, got {std_type!r}")
         self.actor = mlp(num_actor_obs, actor_hidden, num_actions, activation)
-        if output_scale != 1.0:
-            with torch.no_grad():
-                for p in self.actor[-1].parameters():
-                    p.mul_(output_scale)
+        with torch.no_grad():
+            for p in self.actor[-1].parameters():
+                p.mul_(output_scale)
         self.critic = mlp(num_critic_obs, critic_hidden, 1, activation)
         self.std_type, self.discrete = std_type, discrete
         if not discrete and std_type == "log":
