@@ -86,8 +86,9 @@ def anchor_config(recipe) -> dict:
 
 
 def as_our_checkpoint(runner, recipe, env, iteration: int, elapsed: float, steps: int) -> dict:
-    """rsl_rl's actor, critic and normalizers in our PPO's checkpoint layout (for `pgr eval`). Our normalizer is
-    (x - mean) / sqrt(var + eps): var is chosen so that it equals rsl_rl's (x - mean) / (std + eps)."""
+    """rsl_rl's actor, critic and normalizers in our PPO's checkpoint layout (for `pgr eval`). Our normalizer of the
+    form "std_eps" is rsl_rl's (x - mean) / (std + eps); for "sqrt_var_eps", (x - mean) / sqrt(var + eps), var is
+    chosen so that it equals it (up to the clip at +-10)."""
     import torch
 
     from pg_robotics.algorithms.ppo import PPO
@@ -106,7 +107,8 @@ def as_our_checkpoint(runner, recipe, env, iteration: int, elapsed: float, steps
                              (ppo.critic_obs_normalizer, alg.critic.obs_normalizer)):
             if hasattr(theirs, "_mean"):
                 ours.mean.copy_(theirs._mean[0])
-                ours.var.copy_((theirs._std[0] + theirs.eps).square() - ours.eps)
+                std = theirs._std[0]
+                ours.var.copy_(std.square() if ours.form == "std_eps" else (std + theirs.eps).square() - ours.eps)
                 ours.count.copy_(theirs.count)
     return {"iteration": iteration, "total_steps": steps, "elapsed": elapsed, "world_size": 1,
             "algorithm": ppo.state_dict(), "history": "[]", "anchor": f"rsl-rl-lib {RSL_RL_VERSION}"}

@@ -21,19 +21,31 @@ def mlp(inputs: int, hidden: list[int], outputs: int, activation: str) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+NORMALIZER_FORMS = ("sqrt_var_eps", "std_eps")
+
+
 class EmpiricalNormalizer(nn.Module):
     """Running mean and variance of the inputs (parallel-variance update); normalizes to zero mean, unit
-    variance, clipped. Its buffers travel with the checkpoint and into the exported ONNX graph. `distributed`:
-    each update uses the moments of the batches of all ranks, so every rank keeps the same statistics."""
+    variance. Its buffers travel with the checkpoint and into the exported ONNX graph. `distributed`:
+    each update uses the moments of the batches of all ranks, so every rank keeps the same statistics.
 
-    def __init__(self, size: int, eps: float = 1e-2, clip: float = 10.0, distributed: bool = False):
+    `form`: "sqrt_var_eps", (x - mean) / sqrt(var + eps) clipped at +-clip; or "std_eps", (x - mean) / (std + eps)
+    unclipped (rsl_rl's): an input with a small spread (a std of 0.05 rad of body tilt) is scaled up about twice as
+    much as by the first form, so the policy sees it with a gain near 1 / std."""
+
+    def __init__(self, size: int, eps: float = 1e-2, clip: float = 10.0, distributed: bool = False,
+                 form: str = "sqrt_var_eps"):
         super().__init__()
-        self.eps, self.clip, self.distributed = eps, clip, distributed
+        if form not in NORMALIZER_FORMS:
+            raise ValueError(f"normalizer form: expected one of {', '.join(NORMALIZER_FORMS)}, got {form!r}")
+        self.eps, self.clip, self.distributed, self.form = eps, clip, distributed, form
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == "std_eps":
+            return (x - self.mean) / (torch.sqrt(self.var) + self.eps)
         return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
 
     @torch.no_grad()

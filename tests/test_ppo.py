@@ -42,6 +42,27 @@ def test_normalizer_matches_the_batch_statistics():
     assert norm(data).abs().max() <= 10.0
 
 
+def test_normalizer_std_eps_form_scales_by_std_plus_eps_unclipped():
+    """rsl_rl's form: (x - mean) / (std + eps), no clip; a feature with a small spread gets about twice the gain of
+    the default (x - mean) / sqrt(var + eps)."""
+    data = torch.randn(4000, 2) * torch.tensor([1.0, 0.05]) + torch.tensor([3.0, -1.0])
+    forms = {form: EmpiricalNormalizer(2, form=form) for form in ("sqrt_var_eps", "std_eps")}
+    for norm in forms.values():
+        norm.update(data)
+    std = forms["std_eps"].var.sqrt()
+    x = data[:7]
+    assert torch.allclose(forms["std_eps"](x), (x - data.mean(0)) / (std + 0.01), atol=1e-5)
+    gain = forms["std_eps"](x)[:, 1] / forms["sqrt_var_eps"](x)[:, 1]
+    assert gain.mean().item() == pytest.approx(float((0.05**2 + 0.01) ** 0.5 / 0.06), rel=0.03)  # ~1.86
+    outlier = data.mean(0) + 50 * std
+    assert forms["std_eps"](outlier[None])[0, 0].item() > 40  # not clipped
+    assert forms["sqrt_var_eps"](outlier[None])[0, 0].item() == pytest.approx(10.0)  # clipped at 10
+    ppo = PPO(PPOCfg(normalizer_form="std_eps"), 2, 3, 1, num_envs=4)
+    assert ppo.obs_normalizer.form == ppo.critic_obs_normalizer.form == "std_eps"
+    with pytest.raises(ValueError, match="normalizer form: expected one of sqrt_var_eps, std_eps, got 'minmax'"):
+        EmpiricalNormalizer(2, form="minmax")
+
+
 def test_bad_ppo_config_names_the_field():
     from pg_robotics.envs.config import ConfigError, merge
 
@@ -49,6 +70,8 @@ def test_bad_ppo_config_names_the_field():
         merge(PPOCfg(), {"schedule": "cosine"}, "algorithm")
     with pytest.raises(ConfigError, match="algorithm.num_epochs: expected an integer"):
         merge(PPOCfg(), {"num_epochs": 2.5}, "algorithm")
+    with pytest.raises(ConfigError, match="algorithm: normalizer_form: expected one of sqrt_var_eps, std_eps"):
+        merge(PPOCfg(), {"normalizer_form": "minmax"}, "algorithm")
 
 
 def test_ppo_learns_to_drive_a_point_mass_home():
@@ -168,3 +191,45 @@ def test_normalizers_learn_once_per_iteration_when_asked():
         assert torch.allclose(ppo.obs_normalizer.mean, torch.cat(seen).mean(0), atol=1e-5)
     with pytest.raises(ValueError, match="normalizer_update: expected 'step' or 'iteration'"):
         PPOCfg(normalizer_update="epoch")
+
+
+def test_recompute_advantages_uses_the_critic_of_the_previous_epochs():
+    """recompute_advantages: before the second epoch, GAE is computed again from the critic as the first epoch left
+    it (here shifted by hand), the value loss's clip reference stays the rollout's values; the shuffles are the same
+    as without it, and off it leaves the first epoch's advantages in place."""
+    seen = {}
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        env = PointMass(num_envs=16, seed=0)
+        cfg = PPOCfg(actor_hidden=[8], critic_hidden=[8], num_steps_per_env=5, num_epochs=2, num_mini_batches=2,
+                     recompute_advantages=recompute)
+        ppo = PPO(cfg, 4, 4, 2, env.num_envs)
+        obs = env.reset()
+        for _ in range(cfg.num_steps_per_env):
+            obs, reward, done, info = env.step(ppo.act(obs))
+            ppo.process_env_step(reward, done, info)
+        ppo.compute_returns(obs)
+        st = ppo.storage
+        st.advantages = ppo.normalized_advantages()
+        first_adv, rollout_values = st.advantages.clone(), st.values.clone()
+        batches = ppo._epochs(torch.Generator().manual_seed(1))
+        epoch1 = [next(batches) for _ in range(cfg.num_mini_batches)]
+        with torch.no_grad():
+            ppo.policy.critic[-1].weight.mul_(3.0)  # the critic moved during epoch 1
+            expected_values = ppo.policy.value(st.critic_obs.flatten(0, 1)).view_as(st.values)
+        epoch2 = [next(batches) for _ in range(cfg.num_mini_batches)]
+        seen[recompute] = [b["obs"] for b in epoch1 + epoch2]
+        assert torch.equal(st.values, rollout_values)  # the clip reference
+        if not recompute:
+            assert torch.equal(st.advantages, first_adv)
+            continue
+        # by hand: GAE from the shifted critic, normalized
+        check = RolloutStorage(env.num_envs, 5, 4, 4, 2)
+        for name in ("rewards", "dones", "time_outs", "cat_delta"):
+            getattr(check, name).copy_(getattr(st, name))
+        check.values.copy_(expected_values)
+        with torch.no_grad():
+            check.compute_returns(ppo.policy.value(ppo._last_critic_obs), cfg.gamma, cfg.lam)
+        adv = (check.advantages - check.advantages.mean()) / (check.advantages.std() + 1e-8)
+        assert torch.allclose(st.advantages, adv, atol=1e-6) and not torch.allclose(st.advantages, first_adv)
+    assert all(torch.equal(a, b) for a, b in zip(seen[False], seen[True]))  # the same mini-batches

@@ -13,7 +13,7 @@ from torch import nn
 from pg_robotics import distributed
 from pg_robotics.distributed import SINGLE, World
 from pg_robotics.envs import ConfigError
-from pg_robotics.networks import ActorCritic, EmpiricalNormalizer
+from pg_robotics.networks import NORMALIZER_FORMS, ActorCritic, EmpiricalNormalizer
 from pg_robotics.storage import RolloutStorage
 
 
@@ -39,12 +39,18 @@ class OnPolicyCfg:
     # when the observation normalizers learn: "step" (each env step, before acting) or "iteration" (once, after the
     # update, from the rollout's observations: frozen while the rollout is collected and learned from)
     normalizer_update: str = "step"
+    # how they scale (pg_robotics.networks.EmpiricalNormalizer): "sqrt_var_eps", (x - mean) / sqrt(var + eps) clipped
+    # at +-10, or "std_eps", (x - mean) / (std + eps) unclipped (rsl_rl's)
+    normalizer_form: str = "sqrt_var_eps"
 
     def __post_init__(self):
         if self.grad_clip not in ("joint", "per_network"):
             raise ValueError(f"grad_clip: expected 'joint' or 'per_network', got {self.grad_clip!r}")
         if self.normalizer_update not in ("step", "iteration"):
             raise ValueError(f"normalizer_update: expected 'step' or 'iteration', got {self.normalizer_update!r}")
+        if self.normalizer_form not in NORMALIZER_FORMS:
+            raise ValueError(f"normalizer_form: expected one of {', '.join(NORMALIZER_FORMS)}, "
+                             f"got {self.normalizer_form!r}")
         if self.noise_std_type not in ("log", "scalar"):
             raise ValueError(f"noise_std_type: expected 'log' or 'scalar', got {self.noise_std_type!r}")
         if self.num_steps_per_env < 1:
@@ -101,10 +107,9 @@ class ActorCriticLearner:
                                   cfg.activation, cfg.init_noise_std, cfg.noise_std_type, discrete,
                                   cfg.actor_output_scale).to(self.device)
         distributed.broadcast_module(self.policy)  # every rank starts from rank 0's parameters
-        self.obs_normalizer = (EmpiricalNormalizer(num_obs, distributed=world.active) if cfg.normalize_obs
-                               else nn.Identity()).to(self.device)
-        self.critic_obs_normalizer = (EmpiricalNormalizer(num_critic_obs, distributed=world.active)
-                                      if cfg.normalize_obs else nn.Identity()).to(self.device)
+        self.obs_normalizer, self.critic_obs_normalizer = (
+            (EmpiricalNormalizer(size, distributed=world.active, form=cfg.normalizer_form) if cfg.normalize_obs
+             else nn.Identity()).to(self.device) for size in (num_obs, num_critic_obs))
         self.optimizer = self.make_optimizer()
         self.learning_rate = cfg.learning_rate
         self.storage = RolloutStorage(num_envs, cfg.num_steps_per_env, num_obs, num_critic_obs,
@@ -182,10 +187,15 @@ class ActorCriticLearner:
         """The critic's value of every stored step, in one batch, then GAE. The stored critic observations were
         normalized as they were taken and the critic does not change during a rollout, so this is the value each
         step would have had."""
+        self._last_critic_obs = self.normalize(last_obs, update=False)[1]
+        self.compute_values_and_returns()
+
+    @torch.no_grad()
+    def compute_values_and_returns(self) -> None:
+        """The current critic's values of the stored rollout and of the step after it, then GAE."""
         st = self.storage
         st.values.copy_(self.policy.value(st.critic_obs.flatten(0, 1)).view_as(st.values))
-        last_values = self.policy.value(self.normalize(last_obs, update=False)[1])
-        st.compute_returns(last_values, self.cfg.gamma, self.cfg.lam)
+        st.compute_returns(self.policy.value(self._last_critic_obs), self.cfg.gamma, self.cfg.lam)
 
     def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
         raise NotImplementedError

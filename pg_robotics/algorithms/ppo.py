@@ -30,6 +30,10 @@ class PPOCfg(OnPolicyCfg):
     # left-right symmetry augmentation: every mini-batch also holds its transitions' mirror images (the env's
     # `mirror()`), the normalizers see every observation and its mirror, so the policy learns both sides at once
     symmetry_augmentation: bool = False
+    # before every epoch after the first, the critic's values and GAE are computed again with the critic as the
+    # previous epochs left it ("What Matters in On-Policy RL", Andrychowicz et al. 2021, recommends it); the value
+    # loss still clips around the values of the rollout
+    recompute_advantages: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -66,12 +70,24 @@ class PPO(ActorCriticLearner):
             out[key] = torch.cat([batch[key], self._mirrored(batch[key], what)])
         return out
 
+    def _epochs(self, generator: torch.Generator | None):
+        """The mini-batches of every epoch, with the advantages computed again before each epoch after the first
+        when `recompute_advantages` (the same shuffles either way)."""
+        st = self.storage
+        for epoch in range(self.cfg.num_epochs):
+            if epoch and self.cfg.recompute_advantages:
+                rollout_values = st.values.clone()
+                self.compute_values_and_returns()
+                st.advantages = self.normalized_advantages()
+                st.values.copy_(rollout_values)
+            yield from st.mini_batches(self.cfg.num_mini_batches, 1, generator)
+
     def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
         cfg, st, policy = self.cfg, self.storage, self.policy
         st.advantages = self.normalized_advantages()
         sums = {"value_loss": 0.0, "surrogate_loss": 0.0, "entropy": 0.0, "kl": 0.0}
         count = 0
-        for batch in st.mini_batches(cfg.num_mini_batches, cfg.num_epochs, generator):
+        for batch in self._epochs(generator):
             n = len(batch["obs"])  # the rollout's own transitions come first
             old_mu, old_sigma = batch["mu"], batch["sigma"]
             if self.mirror:
