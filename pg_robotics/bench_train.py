@@ -6,7 +6,9 @@ other), every snapshot judged by `pgr eval`'s protocol.
 rsl_rl is never a dependency of pg_robotics: it runs in an environment of its own (`make bench-train` builds
 `.venv-anchor` with rsl-rl-lib 5.5.1 beside this package) and its snapshots are written as our checkpoints, so that
 `pgr eval --all-checkpoints` judges both runs with the same code. CaT is applied to rsl_rl the usual way for a
-library without it: reward x (1 - delta), done = max(done, delta).
+library without it: reward x (1 - delta), done = max(done, delta). rsl_rl stores dones as bytes, so a delta below 1
+becomes 0 there: its soft constraints scale the reward only, its bootstrap goes on (ours discounts it by
+(1 - delta) too). `--anchor-soft-cat` gives rsl_rl float dones, so both optimize the same CaT returns.
 
 Writes OUT/compare.md (table) and OUT/compare.png (errors over training time, env steps/s)."""
 
@@ -30,9 +32,10 @@ def train_ours(minutes: float, seed: int, run_dir: Path, save_interval: int) -> 
             "--run-dir", str(run_dir), "--no-progress", "--set", f"runner.save_interval={save_interval}"]
 
 
-def train_anchor(python: str, minutes: float, seed: int, run_dir: Path, save_interval: int) -> list[str]:
+def train_anchor(python: str, minutes: float, seed: int, run_dir: Path, save_interval: int,
+                 soft_cat: bool = False) -> list[str]:
     return [python, "-m", "pg_robotics.bench_train", "anchor", "--minutes", str(minutes), "--seed", str(seed),
-            "--run-dir", str(run_dir), "--save-interval", str(save_interval)]
+            "--run-dir", str(run_dir), "--save-interval", str(save_interval), *(["--soft-cat"] if soft_cat else [])]
 
 
 class RslRlEnv:
@@ -131,11 +134,14 @@ def anchor_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--save-interval", type=int, default=25)
+    p.add_argument("--soft-cat", action="store_true", help="float dones in rsl_rl's storage (CaT's delta < 1 kept)")
     args = p.parse_args(argv)
     recipe = make_recipe(TASK, overrides={"runner": {"seed": args.seed}})
     torch.manual_seed(args.seed)
     env = make(TASK, recipe.runner.num_envs, seed=args.seed, cfg=recipe.task_cfg)
     runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe), log_dir=None, device="cpu")
+    if args.soft_cat:  # its returns read 1 - dones[t].float(): float dones keep delta's fraction
+        runner.alg.storage.dones = runner.alg.storage.dones.float()
     update, threads = runner.alg.update, os.cpu_count() or 1
 
     def update_with_all_cores():  # our runner's thread settings: 1 thread stepping, all cores updating
@@ -170,19 +176,20 @@ def anchor_main(argv: list[str]) -> int:
 
 # ---- orchestration, evaluation, report --------------------------------------------------------------------------------
 def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str | None, save_interval: int = 25,
-                episodes: int = 32) -> dict:
+                episodes: int = 32, anchor_soft_cat: bool = False) -> dict:
     """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report."""
     from pg_robotics.evaluate import sweep
 
     out.mkdir(parents=True, exist_ok=True)
     runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
     if anchor_python:
-        runs_by_name[f"rsl_rl {RSL_RL_VERSION}"] = []
+        runs_by_name[f"rsl_rl {RSL_RL_VERSION}{' (float dones)' if anchor_soft_cat else ''}"] = []
     for seed in seeds:
         for name in runs_by_name:
             run_dir = out / f"{'ours' if name == 'pg_robotics' else 'rsl_rl'}_seed{seed}"
             cmd = (train_ours(minutes, seed, run_dir, save_interval) if name == "pg_robotics" else
-                   train_anchor(anchor_python, minutes, seed, run_dir, save_interval))  # type: ignore[arg-type]
+                   train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
+                                anchor_soft_cat))
             if not (run_dir / "summary.json").is_file():  # a finished training is not run again
                 print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
                 subprocess.run(cmd, check=True)
@@ -197,7 +204,8 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
                 "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
                           for c in result["checkpoints"]],
                 "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
-    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "runs": runs_by_name}
+    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_soft_cat": anchor_soft_cat,
+              "runs": runs_by_name}
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     write_table(report, out / "compare.md")
     plot(report, out / "compare.png")

@@ -46,13 +46,19 @@ class RolloutStorage:
         self.step = 0
 
     @torch.no_grad()
-    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float) -> None:
+    def compute_returns(self, last_values: torch.Tensor, gamma: float, lam: float,
+                        soft_terminations: bool = True) -> None:
+        """`soft_terminations` false: a CaT probability below 1 scales the step's reward only, the bootstrap goes on
+        (what rsl_rl makes of done = max(done, delta): it stores dones as bytes, so 0 < delta < 1 becomes 0)."""
         keep = 1.0 - self.cat_delta
-        rewards = keep * (self.rewards + gamma * self.values * self.time_outs)
+        if soft_terminations:
+            rewards, go_on = keep * (self.rewards + gamma * self.values * self.time_outs), keep
+        else:
+            rewards, go_on = keep * self.rewards + gamma * self.values * self.time_outs, (self.cat_delta < 1).float()
         advantage = torch.zeros_like(last_values)
         for t in reversed(range(self.num_steps)):
             next_values = last_values if t == self.num_steps - 1 else self.values[t + 1]
-            carry = gamma * keep[t] * (1.0 - self.dones[t])
+            carry = gamma * go_on[t] * (1.0 - self.dones[t])
             delta = rewards[t] + carry * next_values - self.values[t]
             advantage = delta + carry * lam * advantage
             self.advantages[t] = advantage

@@ -2,11 +2,11 @@
 
 import json
 
-from pg_robotics.bench_train import anchor_config, plot, write_table
+from pg_robotics.bench_train import anchor_config, plot, train_anchor, write_table
 from pg_robotics.recipe import make_recipe
 
 
-def test_the_anchor_trains_with_our_recipe():
+def test_the_anchor_trains_with_our_recipe(tmp_path):
     recipe = make_recipe("quadruped-flat")
     cfg, a = anchor_config(recipe), recipe.algorithm
     alg = cfg["algorithm"]
@@ -16,6 +16,8 @@ def test_the_anchor_trains_with_our_recipe():
     assert cfg["actor"]["hidden_dims"] == a.actor_hidden and cfg["critic"]["hidden_dims"] == a.critic_hidden
     assert cfg["actor"]["obs_normalization"] is a.normalize_obs is True
     assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
+    soft = train_anchor("python", 8, 3, tmp_path, 25, soft_cat=True)
+    assert soft[-1] == "--soft-cat" and "--soft-cat" not in train_anchor("python", 8, 3, tmp_path, 25)
 
 
 def test_the_report_table_and_plot(tmp_path):

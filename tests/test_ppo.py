@@ -233,3 +233,22 @@ def test_recompute_advantages_uses_the_critic_of_the_previous_epochs():
         adv = (check.advantages - check.advantages.mean()) / (check.advantages.std() + 1e-8)
         assert torch.allclose(st.advantages, adv, atol=1e-6) and not torch.allclose(st.advantages, first_adv)
     assert all(torch.equal(a, b) for a, b in zip(seen[False], seen[True]))  # the same mini-batches
+
+
+def test_cat_soft_terminations_off_scales_rewards_only():
+    """cat_soft_terminations false (the anchor's CaT: rsl_rl keeps dones as bytes, so done = max(done, delta) is 0
+    for 0 < delta < 1): delta scales the step's reward, the bootstrap goes on; delta = 1 still ends it."""
+    st = RolloutStorage(num_envs=2, num_steps=2, num_obs=1, num_critic_obs=1, num_actions=1)
+    cat_delta = torch.tensor([[0.5, 1.0], [0.0, 0.0]])
+    for t in range(2):
+        st.add(obs=torch.zeros(2, 1), critic_obs=torch.zeros(2, 1), actions=torch.zeros(2, 1),
+               rewards=torch.ones(2), dones=torch.zeros(2), time_outs=torch.zeros(2), cat_delta=cat_delta[t],
+               values=torch.tensor([1.0, 1.0]), log_probs=torch.zeros(2), mu=torch.zeros(2, 1), sigma=torch.ones(2, 1))
+    st.compute_returns(last_values=torch.tensor([2.0, 2.0]), gamma=0.9, lam=0.5, soft_terminations=False)
+    # t=1: d = 1 + 0.9 * 2 - 1 = 1.8 (both worlds)
+    # world 0, t=0: r' = 0.5, the bootstrap goes on: d = 0.5 + 0.9 * 1 - 1 = 0.4, A = 0.4 + 0.45 * 1.8 = 1.21
+    # world 1, t=0: r' = 0, delta = 1 ends it: A = 0 - 1 = -1
+    assert st.advantages[0].tolist() == pytest.approx([1.21, -1.0])
+    st.compute_returns(last_values=torch.tensor([2.0, 2.0]), gamma=0.9, lam=0.5)  # CaT's own: (1 - delta) on both
+    # world 0, t=0: d = 0.5 + 0.45 * 1 - 1 = -0.05, A = -0.05 + 0.225 * 1.8 = 0.355
+    assert st.advantages[0].tolist() == pytest.approx([0.355, -1.0])

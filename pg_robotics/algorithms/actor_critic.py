@@ -42,6 +42,10 @@ class OnPolicyCfg:
     # how they scale (pg_robotics.networks.EmpiricalNormalizer): "sqrt_var_eps", (x - mean) / sqrt(var + eps) clipped
     # at +-10, or "std_eps", (x - mean) / (std + eps) unclipped (rsl_rl's)
     normalizer_form: str = "sqrt_var_eps"
+    # CaT: a constraint's termination probability delta scales the step's reward and discounts what follows by
+    # (1 - delta) (true); false: it scales the reward only and only delta = 1 ends the bootstrap (what the anchor
+    # rsl_rl does with done = max(done, delta), its dones being bytes)
+    cat_soft_terminations: bool = True
 
     def __post_init__(self):
         if self.grad_clip not in ("joint", "per_network"):
@@ -195,7 +199,8 @@ class ActorCriticLearner:
         """The current critic's values of the stored rollout and of the step after it, then GAE."""
         st = self.storage
         st.values.copy_(self.policy.value(st.critic_obs.flatten(0, 1)).view_as(st.values))
-        st.compute_returns(self.policy.value(self._last_critic_obs), self.cfg.gamma, self.cfg.lam)
+        st.compute_returns(self.policy.value(self._last_critic_obs), self.cfg.gamma, self.cfg.lam,
+                           self.cfg.cat_soft_terminations)
 
     def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
         raise NotImplementedError
