@@ -182,11 +182,12 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
 
     out.mkdir(parents=True, exist_ok=True)
     runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
+    anchor_dir = "rsl_rl_float_dones" if anchor_soft_cat else "rsl_rl"  # never reuses the other form's run
     if anchor_python:
         runs_by_name[f"rsl_rl {RSL_RL_VERSION}{' (float dones)' if anchor_soft_cat else ''}"] = []
     for seed in seeds:
         for name in runs_by_name:
-            run_dir = out / f"{'ours' if name == 'pg_robotics' else 'rsl_rl'}_seed{seed}"
+            run_dir = out / f"{'ours' if name == 'pg_robotics' else anchor_dir}_seed{seed}"
             cmd = (train_ours(minutes, seed, run_dir, save_interval) if name == "pg_robotics" else
                    train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
                                 anchor_soft_cat))
