@@ -6,9 +6,10 @@ other), every snapshot judged by `pgr eval`'s protocol.
 rsl_rl is never a dependency of pg_robotics: it runs in an environment of its own (`make bench-train` builds
 `.venv-anchor` with rsl-rl-lib 5.5.1 beside this package) and its snapshots are written as our checkpoints, so that
 `pgr eval --all-checkpoints` judges both runs with the same code. CaT is applied to rsl_rl the usual way for a
-library without it: reward x (1 - delta), done = max(done, delta). rsl_rl stores dones as bytes, so a delta below 1
-becomes 0 there: its soft constraints scale the reward only, its bootstrap goes on (ours discounts it by
-(1 - delta) too). `--anchor-soft-cat` gives rsl_rl float dones, so both optimize the same CaT returns.
+library without it: reward x (1 - delta), done = max(done, delta), kept as a float in rsl_rl's storage, so both
+PPOs optimize the same CaT returns (a soft violation discounts the bootstrap by (1 - delta)). rsl_rl's own storage
+keeps dones as bytes, which turns a delta below 1 into 0: its soft constraints would scale the reward only and its
+bootstrap go on, a weaker constraint than the one ours learns; `--anchor-dones byte` measures that form.
 
 Writes OUT/compare.md (table) and OUT/compare.png (errors over training time, env steps/s)."""
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 TASK = "quadruped-flat"
 RSL_RL_VERSION = "5.5.1"
+ANCHOR_DONES = ("float", "byte")  # the dtype of rsl_rl's stored dones
 
 
 # ---- the two trainings (each in its own process) -----------------------------------------------------------------------
@@ -33,9 +35,9 @@ def train_ours(minutes: float, seed: int, run_dir: Path, save_interval: int) -> 
 
 
 def train_anchor(python: str, minutes: float, seed: int, run_dir: Path, save_interval: int,
-                 soft_cat: bool = False) -> list[str]:
+                 dones: str = "float") -> list[str]:
     return [python, "-m", "pg_robotics.bench_train", "anchor", "--minutes", str(minutes), "--seed", str(seed),
-            "--run-dir", str(run_dir), "--save-interval", str(save_interval), *(["--soft-cat"] if soft_cat else [])]
+            "--run-dir", str(run_dir), "--save-interval", str(save_interval), "--dones", dones]
 
 
 class RslRlEnv:
@@ -134,13 +136,14 @@ def anchor_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, required=True)
     p.add_argument("--save-interval", type=int, default=25)
-    p.add_argument("--soft-cat", action="store_true", help="float dones in rsl_rl's storage (CaT's delta < 1 kept)")
+    p.add_argument("--dones", choices=ANCHOR_DONES, default="float",
+                   help="dtype of rsl_rl's stored dones: float keeps CaT's delta < 1, byte (rsl_rl's) makes it 0")
     args = p.parse_args(argv)
     recipe = make_recipe(TASK, overrides={"runner": {"seed": args.seed}})
     torch.manual_seed(args.seed)
     env = make(TASK, recipe.runner.num_envs, seed=args.seed, cfg=recipe.task_cfg)
     runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe), log_dir=None, device="cpu")
-    if args.soft_cat:  # its returns read 1 - dones[t].float(): float dones keep delta's fraction
+    if args.dones == "float":  # its returns read 1 - dones[t].float(): float dones keep delta's fraction
         runner.alg.storage.dones = runner.alg.storage.dones.float()
     update, threads = runner.alg.update, os.cpu_count() or 1
 
@@ -176,36 +179,41 @@ def anchor_main(argv: list[str]) -> int:
 
 # ---- orchestration, evaluation, report --------------------------------------------------------------------------------
 def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str | None, save_interval: int = 25,
-                episodes: int = 32, anchor_soft_cat: bool = False) -> dict:
+                episodes: int = 32, anchor_dones: str = "float") -> dict:
     """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report."""
     from pg_robotics.evaluate import sweep
 
+    if anchor_dones not in ANCHOR_DONES:
+        raise ValueError(f"anchor dones: expected one of {', '.join(ANCHOR_DONES)}, got {anchor_dones!r}")
     out.mkdir(parents=True, exist_ok=True)
     runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
-    anchor_dir = "rsl_rl_float_dones" if anchor_soft_cat else "rsl_rl"  # never reuses the other form's run
+    anchor_dir = f"rsl_rl_{anchor_dones}_dones"  # a finished run of the other form is never reused
     if anchor_python:
-        runs_by_name[f"rsl_rl {RSL_RL_VERSION}{' (float dones)' if anchor_soft_cat else ''}"] = []
+        runs_by_name[f"rsl_rl {RSL_RL_VERSION} ({anchor_dones} dones)"] = []
     for seed in seeds:
         for name in runs_by_name:
             run_dir = out / f"{'ours' if name == 'pg_robotics' else anchor_dir}_seed{seed}"
             cmd = (train_ours(minutes, seed, run_dir, save_interval) if name == "pg_robotics" else
                    train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
-                                anchor_soft_cat))
+                                anchor_dones))
             if not (run_dir / "summary.json").is_file():  # a finished training is not run again
                 print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
                 subprocess.run(cmd, check=True)
             summary = json.loads((run_dir / "summary.json").read_text())
             result = sweep(run_dir, episodes)
             first = result["first_meeting"]
+            later = [] if first is None else [c["meets_criterion"] for c in result["checkpoints"]
+                                              if c["iteration"] > first["iteration"]]
             runs_by_name[name].append({
                 "seed": seed, "run_dir": str(run_dir), "env_steps_per_s": round(summary["total_env_steps"] /
                                                                                 summary["train_seconds"]),
                 "first_meets_min": None if first is None else round(first["train_seconds"] / 60, 1),
                 "first_meets_iteration": None if first is None else first["iteration"],
+                "later_meeting": [sum(later), len(later)],  # checkpoints after the first meeting that meet it too
                 "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
                           for c in result["checkpoints"]],
                 "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
-    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_soft_cat": anchor_soft_cat,
+    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_dones": anchor_dones,
               "runs": runs_by_name}
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     write_table(report, out / "compare.md")
@@ -213,19 +221,32 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
     return report
 
 
+def median_first_meeting(rows: list[dict]) -> float:
+    """Median minutes to the walking criterion over seeds; a seed that never met it counts as infinitely late."""
+    return statistics.median(float("inf") if r["first_meets_min"] is None else r["first_meets_min"] for r in rows)
+
+
 def write_table(report: dict, path: Path) -> None:
-    lines = [f"| trainer | seed | env steps/s | first meets the walking criterion | final lin / ang (falls) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
+             "final lin / ang (falls) |", "| --- | --- | --- | --- | --- | --- |"]
     for name, rows in report["runs"].items():
         for r in rows:
             first = "not met" if r["first_meets_min"] is None else \
                 f"{r['first_meets_min']} min (iteration {r['first_meets_iteration']})"
+            held = "" if r["first_meets_min"] is None else "{} of {}".format(*r["later_meeting"])
             f = r["final"]
-            lines.append(f"| {name} | {r['seed']} | {r['env_steps_per_s']:,} | {first} | {f['lin_vel_error']:.3f} / "
-                         f"{f['ang_vel_error']:.3f} ({f['fall_rate']:.3f}) |")
+            lines.append(f"| {name} | {r['seed']} | {r['env_steps_per_s']:,} | {first} | {held} | "
+                         f"{f['lin_vel_error']:.3f} / {f['ang_vel_error']:.3f} ({f['fall_rate']:.3f}) |")
         met = [r["first_meets_min"] for r in rows if r["first_meets_min"] is not None]
-        if len(met) > 1:
-            lines.append(f"| {name} | spread | | {min(met)}-{max(met)} min, median {statistics.median(met)} | |")
+        if len(rows) > 1:
+            spread = f"{min(met)}-{max(met)} min, " if met else ""
+            lines.append(f"| {name} | {len(met)} of {len(rows)} seeds | | {spread}median "
+                         f"{median_first_meeting(rows):g} min | | |")
+    if len(report["runs"]) == 2:
+        (ours, a), (anchor, b) = ((n, median_first_meeting(r)) for n, r in report["runs"].items())
+        verdict = "earlier" if a < b else "later" if a > b else "at the same time"
+        lines += ["", f"Median first meeting over seeds {report['seeds']}: {ours} {a:g} min, {anchor} {b:g} min: "
+                      f"{ours} meets the criterion {verdict}."]
     path.write_text("\n".join(lines) + "\n")
 
 

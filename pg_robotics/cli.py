@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from pg_robotics import algorithms
+from pg_robotics.bench_train import ANCHOR_DONES
 from pg_robotics.deploy.contract import ContractError
 from pg_robotics.envs import TASKS, ConfigError
 from pg_robotics.envs.backends import BACKENDS
@@ -83,9 +84,10 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
     bt.add_argument("--minutes", type=positive_float, default=20.0, help="training time of each run")
     bt.add_argument("--seeds", type=positive_ints_or_zero, default=[0], help="e.g. 0,1,2")
     bt.add_argument("--anchor-python", help="python of an environment with rsl-rl-lib (default: none, ours alone)")
-    bt.add_argument("--anchor-soft-cat", action="store_true",
-                    help="rsl_rl keeps done = max(done, delta) as a float, so CaT's delta < 1 discounts its bootstrap "
-                         "as in ours (default: rsl_rl's byte dones, delta < 1 scales the reward only)")
+    bt.add_argument("--anchor-dones", choices=ANCHOR_DONES, default="float",
+                    help="rsl_rl's storage of done = max(done, delta): float (default) keeps CaT's delta < 1, which "
+                         "discounts its bootstrap as in ours; byte is rsl_rl's own dtype, which turns delta < 1 into "
+                         "0 (its soft constraints then scale the reward only)")
     bt.add_argument("--save-interval", type=positive_int, default=25, help="iterations between snapshots")
     bt.add_argument("--episodes", type=positive_int, default=32, help="eval worlds per command")
     bt.add_argument("--out", type=Path, default=Path("runs/bench_train"))
@@ -282,7 +284,7 @@ def cmd_bench(args) -> None:
         from pg_robotics.bench_train import bench_train
 
         report = bench_train(args.minutes, args.seeds, args.out, args.anchor_python, args.save_interval, args.episodes,
-                             args.anchor_soft_cat)
+                             args.anchor_dones)
         print((args.out / "compare.md").read_text() + f"plot: {args.out / 'compare.png'}")
         return report
     if args.bench == "gym":

@@ -2,7 +2,10 @@
 
 import json
 
-from pg_robotics.bench_train import anchor_config, plot, train_anchor, write_table
+import pytest
+
+from pg_robotics.bench_train import anchor_config, bench_train, plot, train_anchor, write_table
+from pg_robotics.cli import main
 from pg_robotics.recipe import make_recipe
 
 
@@ -16,14 +19,15 @@ def test_the_anchor_trains_with_our_recipe(tmp_path):
     assert cfg["actor"]["hidden_dims"] == a.actor_hidden and cfg["critic"]["hidden_dims"] == a.critic_hidden
     assert cfg["actor"]["obs_normalization"] is a.normalize_obs is True
     assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
-    soft = train_anchor("python", 8, 3, tmp_path, 25, soft_cat=True)
-    assert soft[-1] == "--soft-cat" and "--soft-cat" not in train_anchor("python", 8, 3, tmp_path, 25)
+    # float dones (CaT's delta < 1 kept, the same returns as ours) unless byte, rsl_rl's own dtype, is asked for
+    assert train_anchor("python", 8, 3, tmp_path, 25)[-2:] == ["--dones", "float"]
+    assert train_anchor("python", 8, 3, tmp_path, 25, dones="byte")[-2:] == ["--dones", "byte"]
 
 
 def test_the_report_table_and_plot(tmp_path):
     def run(seed, first):
         return {"seed": seed, "env_steps_per_s": 12000 + seed, "first_meets_min": first,
-                "first_meets_iteration": None if first is None else 300,
+                "first_meets_iteration": None if first is None else 300, "later_meeting": [3, 4],
                 "curve": [(1.0, 0.3, 0.2, 0.1), (9.8, 0.08, 0.05, 0.0)],
                 "final": {"lin_vel_error": 0.056, "ang_vel_error": 0.041, "fall_rate": 0.0}}
 
@@ -31,9 +35,22 @@ def test_the_report_table_and_plot(tmp_path):
               "runs": {"pg_robotics": [run(0, 9.8), run(1, 12.0)], "rsl_rl 5.5.1": [run(0, None), run(1, 9.0)]}}
     write_table(report, tmp_path / "compare.md")
     table = (tmp_path / "compare.md").read_text()
-    assert "| pg_robotics | 0 | 12,000 | 9.8 min (iteration 300) | 0.056 / 0.041 (0.000) |" in table
-    assert "| rsl_rl 5.5.1 | 0 | 12,000 | not met |" in table
-    assert "| pg_robotics | spread | | 9.8-12.0 min, median 10.9 | |" in table
+    assert "| pg_robotics | 0 | 12,000 | 9.8 min (iteration 300) | 3 of 4 | 0.056 / 0.041 (0.000) |" in table
+    assert "| rsl_rl 5.5.1 | 0 | 12,000 | not met |  | 0.056" in table
+    assert "| pg_robotics | 2 of 2 seeds | | 9.8-12.0 min, median 10.9 min | | |" in table
+    # a seed that never met it counts as infinitely late: rsl_rl's median of (never, 9.0) is never
+    assert "| rsl_rl 5.5.1 | 1 of 2 seeds | | 9.0-9.0 min, median inf min | | |" in table
+    assert "Median first meeting over seeds [0, 1]: pg_robotics 10.9 min, rsl_rl 5.5.1 inf min: pg_robotics meets " \
+           "the criterion earlier." in table
     plot(report, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 5000
     json.dumps(report)
+
+
+def test_a_dones_dtype_other_than_float_or_byte_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "train", "--anchor-dones", "bool", "--out", str(tmp_path)])
+    assert "--anchor-dones: invalid choice: 'bool' (choose from" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="anchor dones: expected one of float, byte, got 'int8'"):
+        bench_train(1, [0], tmp_path / "out", None, anchor_dones="int8")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
