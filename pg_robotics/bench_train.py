@@ -233,7 +233,8 @@ def write_table(report: dict, path: Path) -> None:
         for r in rows:
             first = "not met" if r["first_meets_min"] is None else \
                 f"{r['first_meets_min']} min (iteration {r['first_meets_iteration']})"
-            held = "" if r["first_meets_min"] is None else "{} of {}".format(*r["later_meeting"])
+            k, n = r["later_meeting"]
+            held = "" if r["first_meets_min"] is None else f"{k} of {n}" if n else "none later"
             f = r["final"]
             lines.append(f"| {name} | {r['seed']} | {r['env_steps_per_s']:,} | {first} | {held} | "
                          f"{f['lin_vel_error']:.3f} / {f['ang_vel_error']:.3f} ({f['fall_rate']:.3f}) |")

@@ -33,10 +33,12 @@ def test_the_report_table_and_plot(tmp_path):
 
     report = {"task": "quadruped-flat", "minutes": 20, "seeds": [0, 1],
               "runs": {"pg_robotics": [run(0, 9.8), run(1, 12.0)], "rsl_rl 5.5.1": [run(0, None), run(1, 9.0)]}}
+    report["runs"]["rsl_rl 5.5.1"][1]["later_meeting"] = [0, 0]  # met at its last checkpoint
     write_table(report, tmp_path / "compare.md")
     table = (tmp_path / "compare.md").read_text()
     assert "| pg_robotics | 0 | 12,000 | 9.8 min (iteration 300) | 3 of 4 | 0.056 / 0.041 (0.000) |" in table
     assert "| rsl_rl 5.5.1 | 0 | 12,000 | not met |  | 0.056" in table
+    assert "| rsl_rl 5.5.1 | 1 | 12,001 | 9.0 min (iteration 300) | none later | 0.056" in table
     assert "| pg_robotics | 2 of 2 seeds | | 9.8-12.0 min, median 10.9 min | | |" in table
     # a seed that never met it counts as infinitely late: rsl_rl's median of (never, 9.0) is never
     assert "| rsl_rl 5.5.1 | 1 of 2 seeds | | 9.0-9.0 min, median inf min | | |" in table
