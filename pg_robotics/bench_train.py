@@ -245,9 +245,10 @@ def write_table(report: dict, path: Path) -> None:
                          f"{median_first_meeting(rows):g} min | | |")
     if len(report["runs"]) == 2:
         (ours, a), (anchor, b) = ((n, median_first_meeting(r)) for n, r in report["runs"].items())
-        verdict = "earlier" if a < b else "later" if a > b else "at the same time"
+        verdict = (f"{ours} meets the criterion earlier" if a < b else f"{ours} meets the criterion later" if a > b
+                   else "neither meets the criterion in most seeds" if a == float("inf") else "a tie")
         lines += ["", f"Median first meeting over seeds {report['seeds']}: {ours} {a:g} min, {anchor} {b:g} min: "
-                      f"{ours} meets the criterion {verdict}."]
+                      f"{verdict}."]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -44,6 +44,12 @@ def test_the_report_table_and_plot(tmp_path):
     assert "| rsl_rl 5.5.1 | 1 of 2 seeds | | 9.0-9.0 min, median inf min | | |" in table
     assert "Median first meeting over seeds [0, 1]: pg_robotics 10.9 min, rsl_rl 5.5.1 inf min: pg_robotics meets " \
            "the criterion earlier." in table
+    for rows in report["runs"].values():  # no seed met it: no trainer is called earlier
+        for r in rows:
+            r["first_meets_min"] = None
+    write_table(report, tmp_path / "none.md")
+    assert (tmp_path / "none.md").read_text().endswith("pg_robotics inf min, rsl_rl 5.5.1 inf min: neither meets "
+                                                       "the criterion in most seeds.\n")
     plot(report, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 5000
     json.dumps(report)
