@@ -229,6 +229,7 @@ def median_first_meeting(rows: list[dict]) -> float:
 def write_table(report: dict, path: Path) -> None:
     lines = ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
              "final lin / ang (falls) |", "| --- | --- | --- | --- | --- | --- |"]
+    medians = {name: median_first_meeting(rows) for name, rows in report["runs"].items()}
     for name, rows in report["runs"].items():
         for r in rows:
             first = "not met" if r["first_meets_min"] is None else \
@@ -242,9 +243,9 @@ def write_table(report: dict, path: Path) -> None:
         if len(rows) > 1:
             spread = f"{min(met)}-{max(met)} min, " if met else ""
             lines.append(f"| {name} | {len(met)} of {len(rows)} seeds | | {spread}median "
-                         f"{median_first_meeting(rows):g} min | | |")
-    if len(report["runs"]) == 2:
-        (ours, a), (anchor, b) = ((n, median_first_meeting(r)) for n, r in report["runs"].items())
+                         f"{medians[name]:g} min | | |")
+    if len(medians) == 2:
+        (ours, a), (anchor, b) = medians.items()
         verdict = (f"{ours} meets the criterion earlier" if a < b else f"{ours} meets the criterion later" if a > b
                    else "neither meets the criterion in most seeds" if a == float("inf") else "a tie")
         lines += ["", f"Median first meeting over seeds {report['seeds']}: {ours} {a:g} min, {anchor} {b:g} min: "
