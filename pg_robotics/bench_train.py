@@ -11,6 +11,9 @@ PPOs optimize the same CaT returns (a soft violation discounts the bootstrap by 
 keeps dones as bytes, which turns a delta below 1 into 0: its soft constraints would scale the reward only and its
 bootstrap go on, a weaker constraint than the one ours learns; `--anchor-dones byte` measures that form.
 
+`--set KEY=VALUE` trains both with a change to the recipe (a trial side by side); an algorithm field rsl_rl has no
+setting for changes ours only, and the table says so.
+
 Writes OUT/compare.md (table) and OUT/compare.png (errors over training time, env steps/s)."""
 
 from __future__ import annotations
@@ -26,18 +29,47 @@ from pathlib import Path
 TASK = "quadruped-flat"
 RSL_RL_VERSION = "5.5.1"
 ANCHOR_DONES = ("float", "byte")  # the dtype of rsl_rl's stored dones
+# the recipe's algorithm fields that anchor_config hands rsl_rl; an override of any other changes ours only
+ANCHOR_ALGORITHM_FIELDS = ("activation", "normalize_obs", "num_steps_per_env", "actor_hidden", "critic_hidden",
+                           "init_noise_std", "noise_std_type", "num_epochs", "num_mini_batches", "clip_param", "gamma",
+                           "lam", "value_loss_coef", "entropy_coef", "learning_rate", "max_grad_norm",
+                           "use_clipped_value_loss", "schedule", "desired_kl")
+BENCH_RUNNER_FIELDS = {"seed": "--seeds", "save_interval": "--save-interval", "time_budget_min": "--minutes",
+                       "max_iterations": "--minutes"}  # set by the benchmark's own flags, never by --set
+SETS_FILE = "bench_sets.json"  # the --set a run of the benchmark was trained with
 
 
 # ---- the two trainings (each in its own process) -----------------------------------------------------------------------
-def train_ours(minutes: float, seed: int, run_dir: Path, save_interval: int) -> list[str]:
+def as_set_flags(sets: list[str]) -> list[str]:
+    return [flag for item in sets for flag in ("--set", item)]
+
+
+def train_ours(minutes: float, seed: int, run_dir: Path, save_interval: int, sets: list[str] = ()) -> list[str]:
     return [sys.executable, "-m", "pg_robotics.train", TASK, "--time-budget", str(minutes), "--seed", str(seed),
-            "--run-dir", str(run_dir), "--no-progress", "--set", f"runner.save_interval={save_interval}"]
+            "--run-dir", str(run_dir), "--no-progress", "--set", f"runner.save_interval={save_interval}",
+            *as_set_flags(sets)]
 
 
 def train_anchor(python: str, minutes: float, seed: int, run_dir: Path, save_interval: int,
-                 dones: str = "float") -> list[str]:
+                 dones: str = "float", sets: list[str] = ()) -> list[str]:
     return [python, "-m", "pg_robotics.bench_train", "anchor", "--minutes", str(minutes), "--seed", str(seed),
-            "--run-dir", str(run_dir), "--save-interval", str(save_interval), "--dones", dones]
+            "--run-dir", str(run_dir), "--save-interval", str(save_interval), "--dones", dones, *as_set_flags(sets)]
+
+
+def checked_sets(sets: list[str]) -> list[str]:
+    """The `--set` overrides of both trainings, refused (a ConfigError naming the key) before anything runs when a
+    key is unknown to the recipe or belongs to the benchmark's own flags. Returns the keys that change ours only."""
+    from pg_robotics.envs.config import ConfigError, parse_overrides
+    from pg_robotics.recipe import make_recipe
+
+    overrides = parse_overrides(list(sets))
+    if "algo" in overrides:
+        raise ConfigError("--set algo: the benchmark compares PPO with rsl_rl's PPO")
+    for key in overrides.get("runner") or {}:
+        if key in BENCH_RUNNER_FIELDS:
+            raise ConfigError(f"--set runner.{key}: set by the benchmark's {BENCH_RUNNER_FIELDS[key]}")
+    make_recipe(TASK, overrides=overrides)  # an unknown or invalid field fails here, with its dotted name
+    return [f"algorithm.{k}" for k in overrides.get("algorithm") or {} if k not in ANCHOR_ALGORITHM_FIELDS]
 
 
 class RslRlEnv:
@@ -129,6 +161,7 @@ def anchor_main(argv: list[str]) -> int:
 
     from pg_robotics import runs
     from pg_robotics.envs import make
+    from pg_robotics.envs.config import deep_update, parse_overrides
     from pg_robotics.recipe import make_recipe
 
     p = argparse.ArgumentParser(prog="python -m pg_robotics.bench_train anchor")
@@ -138,8 +171,9 @@ def anchor_main(argv: list[str]) -> int:
     p.add_argument("--save-interval", type=int, default=25)
     p.add_argument("--dones", choices=ANCHOR_DONES, default="float",
                    help="dtype of rsl_rl's stored dones: float keeps CaT's delta < 1, byte (rsl_rl's) makes it 0")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe override")
     args = p.parse_args(argv)
-    recipe = make_recipe(TASK, overrides={"runner": {"seed": args.seed}})
+    recipe = make_recipe(TASK, overrides=deep_update(parse_overrides(args.set), {"runner": {"seed": args.seed}}))
     torch.manual_seed(args.seed)
     env = make(TASK, recipe.runner.num_envs, seed=args.seed, cfg=recipe.task_cfg)
     runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe), log_dir=None, device="cpu")
@@ -179,12 +213,17 @@ def anchor_main(argv: list[str]) -> int:
 
 # ---- orchestration, evaluation, report --------------------------------------------------------------------------------
 def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str | None, save_interval: int = 25,
-                episodes: int = 32, anchor_dones: str = "float") -> dict:
-    """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report."""
+                episodes: int = 32, anchor_dones: str = "float", sets: list[str] = ()) -> dict:
+    """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report.
+    `sets`: recipe overrides (`KEY=VALUE`) both train with."""
+    from pg_robotics.envs.config import ConfigError
     from pg_robotics.evaluate import sweep
+    from pg_robotics.runs import atomic_write_json
 
     if anchor_dones not in ANCHOR_DONES:
         raise ValueError(f"anchor dones: expected one of {', '.join(ANCHOR_DONES)}, got {anchor_dones!r}")
+    sets = list(sets)
+    ours_only = checked_sets(sets)
     out.mkdir(parents=True, exist_ok=True)
     runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
     anchor_dir = f"rsl_rl_{anchor_dones}_dones"  # a finished run of the other form is never reused
@@ -193,11 +232,17 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
     for seed in seeds:
         for name in runs_by_name:
             run_dir = out / f"{'ours' if name == 'pg_robotics' else anchor_dir}_seed{seed}"
-            cmd = (train_ours(minutes, seed, run_dir, save_interval) if name == "pg_robotics" else
+            cmd = (train_ours(minutes, seed, run_dir, save_interval, sets) if name == "pg_robotics" else
                    train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
-                                anchor_dones))
+                                anchor_dones, sets))
+            trained_with = json.loads((run_dir / SETS_FILE).read_text()) if (run_dir / SETS_FILE).is_file() else []
+            if run_dir.is_dir() and any(run_dir.iterdir()) and trained_with != sets:
+                raise ConfigError(f"{run_dir}: trained with --set {trained_with or 'nothing'}, not {sets or 'nothing'}; "
+                                  f"give the benchmark another --out")
             if not (run_dir / "summary.json").is_file():  # a finished training is not run again
                 print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(run_dir / SETS_FILE, sets)
                 subprocess.run(cmd, check=True)
             summary = json.loads((run_dir / "summary.json").read_text())
             result = sweep(run_dir, episodes)
@@ -213,8 +258,8 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
                 "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
                           for c in result["checkpoints"]],
                 "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
-    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_dones": anchor_dones,
-              "runs": runs_by_name}
+    report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_dones": anchor_dones, "sets": sets,
+              "ours_only": ours_only, "runs": runs_by_name}
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     write_table(report, out / "compare.md")
     plot(report, out / "compare.png")
@@ -227,7 +272,12 @@ def median_first_meeting(rows: list[dict]) -> float:
 
 
 def write_table(report: dict, path: Path) -> None:
-    lines = ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
+    lines = []
+    if report.get("sets"):
+        only = report.get("ours_only") or []
+        lines += [f"Recipe overrides, both trainers: {', '.join(report['sets'])}"
+                  + (f" ({', '.join(only)}: ours only, rsl_rl has no such setting)" if only else "") + ".", ""]
+    lines += ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
              "final lin / ang (falls) |", "| --- | --- | --- | --- | --- | --- |"]
     medians = {name: median_first_meeting(rows) for name, rows in report["runs"].items()}
     for name, rows in report["runs"].items():

@@ -90,6 +90,9 @@ def build_parser(extra: list) -> argparse.ArgumentParser:
                          "0 (its soft constraints then scale the reward only)")
     bt.add_argument("--save-interval", type=positive_int, default=25, help="iterations between snapshots")
     bt.add_argument("--episodes", type=positive_int, default=32, help="eval worlds per command")
+    bt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a recipe override both trainers train with (a trial side by side), e.g. "
+                         "algorithm.learning_rate=5e-4; algorithm fields rsl_rl lacks change ours only")
     bt.add_argument("--out", type=Path, default=Path("runs/bench_train"))
     gym = bsub.add_parser("gym", help="reference point: a gymnasium env in a SyncVectorEnv")
     gym.add_argument("--env", default="Ant-v5")
@@ -284,7 +287,7 @@ def cmd_bench(args) -> None:
         from pg_robotics.bench_train import bench_train
 
         report = bench_train(args.minutes, args.seeds, args.out, args.anchor_python, args.save_interval, args.episodes,
-                             args.anchor_dones)
+                             args.anchor_dones, args.set)
         print((args.out / "compare.md").read_text() + f"plot: {args.out / 'compare.png'}")
         return report
     if args.bench == "gym":

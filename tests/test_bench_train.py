@@ -62,3 +62,74 @@ def test_a_dones_dtype_other_than_float_or_byte_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="anchor dones: expected one of float, byte, got 'int8'"):
         bench_train(1, [0], tmp_path / "out", None, anchor_dones="int8")
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_anchor_algorithm_fields_are_the_ones_rsl_rl_receives():
+    """Changing a field of ANCHOR_ALGORITHM_FIELDS changes rsl_rl's config; changing any other changes ours only."""
+    import dataclasses
+
+    from pg_robotics.bench_train import ANCHOR_ALGORITHM_FIELDS
+
+    def changed(value):
+        if isinstance(value, bool):
+            return not value
+        if isinstance(value, (int, float)):
+            return value * 2 + 1
+        if isinstance(value, list):
+            return [*value, 8]
+        return f"{value}x"
+
+    before = anchor_config(make_recipe("quadruped-flat"))
+    for f in dataclasses.fields(make_recipe("quadruped-flat").algorithm):
+        recipe = make_recipe("quadruped-flat")
+        setattr(recipe.algorithm, f.name, changed(getattr(recipe.algorithm, f.name)))
+        assert (anchor_config(recipe) != before) == (f.name in ANCHOR_ALGORITHM_FIELDS), f.name
+
+
+def test_overrides_reach_both_trainers_and_the_table(tmp_path):
+    from pg_robotics.bench_train import checked_sets, train_ours
+
+    sets = ["algorithm.actor_output_scale=0.01", "task.rewards.tracking_lin_vel.params.sigma=0.15"]
+    assert train_ours(8, 1, tmp_path, 25, sets)[-4:] == ["--set", sets[0], "--set", sets[1]]
+    assert train_anchor("python", 8, 1, tmp_path, 25, "float", sets)[-4:] == ["--set", sets[0], "--set", sets[1]]
+    assert checked_sets(sets) == ["algorithm.actor_output_scale"]  # rsl_rl has no such setting
+    assert checked_sets(["algorithm.learning_rate=5e-4", "runner.num_envs=512"]) == []
+    report = {"task": "quadruped-flat", "minutes": 8, "seeds": [0], "sets": sets,
+              "ours_only": ["algorithm.actor_output_scale"], "runs": {"pg_robotics": [
+                  {"seed": 0, "env_steps_per_s": 14000, "first_meets_min": 6.2, "first_meets_iteration": 225,
+                   "later_meeting": [1, 1], "curve": [], "final": {"lin_vel_error": 0.08, "ang_vel_error": 0.05,
+                                                                   "fall_rate": 0.0}}]}}
+    write_table(report, tmp_path / "compare.md")
+    assert (tmp_path / "compare.md").read_text().startswith(
+        "Recipe overrides, both trainers: algorithm.actor_output_scale=0.01, "
+        "task.rewards.tracking_lin_vel.params.sigma=0.15 (algorithm.actor_output_scale: ours only, rsl_rl has no "
+        "such setting).\n\n| trainer |")
+
+
+@pytest.mark.parametrize("item, message", [
+    ("runner.seed=3", "--set runner.seed: set by the benchmark's --seeds"),
+    ("runner.time_budget_min=3", "--set runner.time_budget_min: set by the benchmark's --minutes"),
+    ("algo=sac", "--set algo: the benchmark compares PPO with rsl_rl's PPO"),
+    ("algorithm.no_such_field=1", "no_such_field"),
+    ("algorithm.actor_output_scale=0", "actor_output_scale: must be > 0"),
+])
+def test_bad_overrides_are_refused_before_anything_runs(tmp_path, item, message):
+    from pg_robotics.envs import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match=message.replace(".", r"\.").replace("+", r"\+")):
+        bench_train(1, [0], tmp_path / "out", None, sets=[item])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_of_other_overrides_is_never_reused(tmp_path, capsys):
+    from pg_robotics.envs import ConfigError
+
+    run = tmp_path / "out" / "ours_seed0"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"total_env_steps": 1, "train_seconds": 1}))
+    with pytest.raises(ConfigError, match=r"ours_seed0: trained with --set nothing, not \['algorithm.lam=0.9'\]; "
+                                          "give the benchmark another --out"):
+        bench_train(1, [0], tmp_path / "out", None, sets=["algorithm.lam=0.9"])
+    # the CLI names the field of a bad override and exits with 2
+    assert main(["bench", "train", "--set", "runner.save_interval=5", "--out", str(tmp_path / "cli")]) == 2
+    assert "--set runner.save_interval: set by the benchmark's --save-interval" in capsys.readouterr().err
