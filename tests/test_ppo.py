@@ -235,6 +235,30 @@ def test_recompute_advantages_uses_the_critic_of_the_previous_epochs():
     assert all(torch.equal(a, b) for a, b in zip(seen[False], seen[True]))  # the same mini-batches
 
 
+def test_shuffle_once_gives_every_epoch_the_same_mini_batches():
+    """shuffle "once" (rsl_rl's): one permutation for all epochs, so epoch 2 repeats epoch 1's mini-batches; "epoch":
+    a new one each; together the mini-batches of an epoch hold every transition exactly once."""
+    torch.manual_seed(0)
+    env = PointMass(num_envs=16, seed=0)
+    ppo = PPO(PPOCfg(actor_hidden=[8], critic_hidden=[8], num_steps_per_env=5), 4, 4, 2, env.num_envs)
+    obs = env.reset()
+    for _ in range(5):
+        obs, reward, done, info = env.step(ppo.act(obs))
+        ppo.process_env_step(reward, done, info)
+    ppo.compute_returns(obs)
+    rows = ppo.storage.obs.flatten(0, 1)
+    for shuffle, same in (("once", True), ("epoch", False)):
+        ppo.cfg = PPOCfg(actor_hidden=[8], critic_hidden=[8], num_steps_per_env=5, num_epochs=2, num_mini_batches=4,
+                         shuffle=shuffle)
+        batches = [b["obs"] for b in ppo._epochs(torch.Generator().manual_seed(3))]
+        assert len(batches) == 8 and all(len(b) == 20 for b in batches)
+        for epoch in (batches[:4], batches[4:]):  # each epoch: a permutation of the rollout
+            assert torch.equal(torch.cat(epoch).sort(0).values, rows.sort(0).values)
+        assert all(torch.equal(a, b) for a, b in zip(batches[:4], batches[4:])) == same
+    with pytest.raises(ValueError, match="shuffle: expected 'epoch' or 'once', got 'never'"):
+        PPOCfg(shuffle="never")
+
+
 def test_cat_soft_terminations_off_scales_rewards_only():
     """cat_soft_terminations false (the anchor's CaT: rsl_rl keeps dones as bytes, so done = max(done, delta) is 0
     for 0 < delta < 1): delta scales the step's reward, the bootstrap goes on; delta = 1 still ends it."""

@@ -34,11 +34,16 @@ class PPOCfg(OnPolicyCfg):
     # previous epochs left it ("What Matters in On-Policy RL", Andrychowicz et al. 2021, recommends it); the value
     # loss still clips around the values of the rollout
     recompute_advantages: bool = False
+    # the rollout's order into mini-batches: a new shuffle each epoch ("epoch") or one for all epochs ("once": every
+    # epoch sees the same mini-batches, rsl_rl's)
+    shuffle: str = "epoch"
 
     def __post_init__(self):
         super().__post_init__()
         if self.schedule not in ("adaptive", "fixed"):
             raise ValueError(f"schedule: expected 'adaptive' or 'fixed', got {self.schedule!r}")
+        if self.shuffle not in ("epoch", "once"):
+            raise ValueError(f"shuffle: expected 'epoch' or 'once', got {self.shuffle!r}")
         if self.surrogate not in ("clip", "kl_penalty"):
             raise ValueError(f"surrogate: expected 'clip' or 'kl_penalty', got {self.surrogate!r}")
         for name in ("num_epochs", "num_mini_batches"):
@@ -72,15 +77,16 @@ class PPO(ActorCriticLearner):
 
     def _epochs(self, generator: torch.Generator | None):
         """The mini-batches of every epoch, with the advantages computed again before each epoch after the first
-        when `recompute_advantages` (the same shuffles either way)."""
+        when `recompute_advantages` (the same shuffles either way); `shuffle: once`: one order for all epochs."""
         st = self.storage
+        order = st.permutation(generator) if self.cfg.shuffle == "once" else None
         for epoch in range(self.cfg.num_epochs):
             if epoch and self.cfg.recompute_advantages:
                 rollout_values = st.values.clone()
                 self.compute_values_and_returns()
                 st.advantages = self.normalized_advantages()
                 st.values.copy_(rollout_values)
-            yield from st.mini_batches(self.cfg.num_mini_batches, 1, generator)
+            yield from st.mini_batches(self.cfg.num_mini_batches, 1, generator, order)
 
     def update(self, generator: torch.Generator | None = None) -> dict[str, float]:
         cfg, st, policy = self.cfg, self.storage, self.policy
