@@ -34,6 +34,9 @@ ANCHOR_ALGORITHM_FIELDS = ("activation", "normalize_obs", "num_steps_per_env", "
                            "init_noise_std", "noise_std_type", "num_epochs", "num_mini_batches", "clip_param", "gamma",
                            "lam", "value_loss_coef", "entropy_coef", "learning_rate", "max_grad_norm",
                            "use_clipped_value_loss", "schedule", "desired_kl")
+# ours-only fields whose value is what rsl_rl's PPO always does (its code has no setting for them)
+RSL_RL_BUILT_IN = {"grad_clip": "per_network", "normalizer_update": "iteration", "normalizer_form": "std_eps",
+                   "shuffle": "once"}
 BENCH_RUNNER_FIELDS = {"seed": "--seeds", "save_interval": "--save-interval", "time_budget_min": "--minutes",
                        "max_iterations": "--minutes"}  # set by the benchmark's own flags, never by --set
 SETS_FILE = "bench_sets.json"  # the --set a run of the benchmark was trained with
@@ -275,8 +278,13 @@ def write_table(report: dict, path: Path) -> None:
     lines = []
     if report.get("sets"):
         only = report.get("ours_only") or []
+        values = dict(item.split("=", 1) for item in report["sets"])
+        built_in = [k for k in only if RSL_RL_BUILT_IN.get(k.removeprefix("algorithm.")) == values.get(k)]
+        notes = [f"{', '.join(keys)}: {what}" for keys, what in (
+            ([k for k in only if k not in built_in], "ours only, rsl_rl has no such setting"),
+            (built_in, "ours only, set to what rsl_rl always does")) if keys]
         lines += [f"Recipe overrides, both trainers: {', '.join(report['sets'])}"
-                  + (f" ({', '.join(only)}: ours only, rsl_rl has no such setting)" if only else "") + ".", ""]
+                  + (f" ({'; '.join(notes)})" if notes else "") + ".", ""]
     lines += ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
              "final lin / ang (falls) |", "| --- | --- | --- | --- | --- | --- |"]
     medians = {name: median_first_meeting(rows) for name, rows in report["runs"].items()}

@@ -105,6 +105,13 @@ def test_overrides_reach_both_trainers_and_the_table(tmp_path):
         "Recipe overrides, both trainers: algorithm.actor_output_scale=0.01, "
         "task.rewards.tracking_lin_vel.params.sigma=0.15 (algorithm.actor_output_scale: ours only, rsl_rl has no "
         "such setting).\n\n| trainer |")
+    report["sets"] = ["algorithm.shuffle=once", "algorithm.grad_clip=joint", "algorithm.actor_output_scale=0.01"]
+    report["ours_only"] = checked_sets(report["sets"])
+    write_table(report, tmp_path / "built_in.md")
+    assert (tmp_path / "built_in.md").read_text().splitlines()[0] == (
+        "Recipe overrides, both trainers: algorithm.shuffle=once, algorithm.grad_clip=joint, "
+        "algorithm.actor_output_scale=0.01 (algorithm.grad_clip, algorithm.actor_output_scale: ours only, rsl_rl has "
+        "no such setting; algorithm.shuffle: ours only, set to what rsl_rl always does).")
 
 
 @pytest.mark.parametrize("item, message", [
