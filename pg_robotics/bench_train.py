@@ -278,8 +278,11 @@ def write_table(report: dict, path: Path) -> None:
     lines = []
     if report.get("sets"):
         only = report.get("ours_only") or []
-        values = dict(item.split("=", 1) for item in report["sets"])
-        built_in = [k for k in only if RSL_RL_BUILT_IN.get(k.removeprefix("algorithm.")) == values.get(k)]
+        from pg_robotics.envs.config import parse_overrides
+
+        values = parse_overrides(list(report["sets"])).get("algorithm") or {}  # as checked_sets read them
+        built_in = [f"algorithm.{k}" for k, v in values.items()
+                    if f"algorithm.{k}" in only and RSL_RL_BUILT_IN.get(k) == v]
         notes = [f"{', '.join(keys)}: {what}" for keys, what in (
             ([k for k in only if k not in built_in], "ours only, rsl_rl has no such setting"),
             (built_in, "ours only, set to what rsl_rl always does")) if keys]
