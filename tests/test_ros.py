@@ -145,6 +145,69 @@ def test_estop_latches_until_deactivate_and_activate(ros, policy):
     assert changes(resumed[-20:]) == 19
 
 
+def test_a_lost_reply_is_recovered_without_repeating_a_transition_that_took_effect(ros, monkeypatch):
+    """In-process nodes on the test's domain whose first reply is dropped, as a Fast DDS server does when it has
+    not yet discovered a fresh client's reply reader: an e-stop is sent again; a configure that took effect counts
+    as done and is not repeated; a configure that failed is sent again and fails clearly."""
+    import threading
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+    from std_srvs.srv import Trigger
+
+    import pg_robotics_ros.call as call
+
+    monkeypatch.setattr(call, "FIRST_PATIENCE_S", 0.5)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros.domain_id)
+    configures = {"ok": 0, "broken": 0}
+
+    class Arm(LifecycleNode):
+        def on_configure(self, state):
+            configures[self.get_name()] += 1
+            return TransitionCallbackReturn.SUCCESS if self.get_name() == "ok" else TransitionCallbackReturn.FAILURE
+
+    def drop_first_reply(service):
+        send, dropped = service.send_response, []
+        service.send_response = lambda response, header: dropped.append(1) if not dropped else send(response, header)
+        return dropped
+
+    estops = []
+
+    def on_estop(request, response):
+        estops.append(1)
+        response.success = True
+        return response
+
+    robot = rclpy.create_node("robot", context=context)
+    estop = robot.create_service(Trigger, "/robot/estop", on_estop)
+    arms = [Arm(name, context=context) for name in configures]
+    dropped = [drop_first_reply(estop)] + [drop_first_reply(next(s for s in arm.services
+                                                                  if s.srv_name.endswith("/change_state")))
+                                           for arm in arms]
+    executor = MultiThreadedExecutor(context=context)
+    for node in (robot, *arms):
+        executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        assert ros.call("robot", "estop", timeout=20) == "robot: estop done"
+        assert len(estops) == 2
+        assert ros.call("ok", "configure", timeout=20) == "ok: configure done"
+        assert configures["ok"] == 1 and ros.lifecycle_state("ok") == "inactive"
+        with pytest.raises(call.CallError, match="broken: configure failed"):
+            ros.call("broken", "configure", timeout=20)
+        assert configures["broken"] == 2 and ros.lifecycle_state("broken") == "unconfigured"
+        assert all(d == [1] for d in dropped), "each server dropped its first reply"
+    finally:
+        executor.shutdown()
+        for node in (robot, *arms):
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        thread.join(5)
+
+
 def test_fuzz_of_ten_thousand_malformed_messages_on_every_input_never_gives_a_bad_command(ros, policy):
     """Joint states, IMU and /cmd_vel, each malformed every way (non-finite, wrong length, unknown or duplicate
     joints, old stamps, absurd values, non-unit quaternions): each rejected where it arrives or held; every

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
-from lifecycle_msgs.srv import GetState
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -21,7 +20,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from . import common
-from .call import call_service, wait
+from .call import call_service, lifecycle_state, request
 from .sim2sim import start_node, stop_node
 
 # every command, in order, even when this process falls behind for a while
@@ -98,27 +97,18 @@ class FakeRobot:
     def call(self, node_name: str, action: str, timeout: float = 30.0) -> str:
         return call_service(self.node, self.executor, node_name, action, timeout)
 
-    def _request(self, kind, service: str, request, timeout: float = 30.0):
-        client = self.node.create_client(kind, service)
-        try:
-            wait(self.executor, client.service_is_ready, timeout, f"service {service}")
-            future = client.call_async(request)
-            wait(self.executor, future.done, timeout, f"the reply of {service}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
     def set_parameters(self, node_name: str, values: dict) -> list[tuple[bool, str]]:
         """Set parameters of a running node (one request each); (successful, reason) for each."""
         out = []
         for name, value in values.items():
-            request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-            result = self._request(SetParameters, f"/{node_name}/set_parameters", request).results[0]
+            req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            result = request(self.node, self.executor, SetParameters, f"/{node_name}/set_parameters", req,
+                             30.0).results[0]
             out.append((result.successful, result.reason))
         return out
 
     def lifecycle_state(self, node_name: str) -> str:
-        return self._request(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+        return lifecycle_state(self.node, self.executor, node_name, 30.0)
 
     def fresh_diagnostics(self, name: str, timeout: float = 10.0, every=None) -> tuple[dict, str, int]:
         """The first diagnostics of node `name` published from now on: (values, message, level)."""
