@@ -9,6 +9,7 @@ import torch
 from pg_robotics.algorithms.ppo import PPO, PPOCfg
 from pg_robotics.envs import ConfigError, make
 from pg_robotics.envs.locomotion import symmetry
+from pg_robotics.recipe import make_recipe
 
 from point_mass import PointMass, evaluate
 from test_robots import write_biped
@@ -82,6 +83,11 @@ def test_an_asymmetric_robot_is_refused_naming_the_joint(tmp_path):
     env = make("quadruped-flat", 1, overrides={**QUIET, "robot": str(preset)})
     with pytest.raises(ConfigError, match=r"algorithm.symmetry: joint 'l_hip_roll' has no mirror image .* 15.0 mm"):
         env.mirror()
+    # a recipe that trains with symmetry augmentation: the error says how to train such a robot
+    recipe = make_recipe("quadruped-flat", overrides={"algorithm": {"symmetry_augmentation": True}})
+    with pytest.raises(ConfigError, match=r"15.0 mm .* symmetric \(train without it: --set "
+                                          r"algorithm.symmetry_augmentation=false\)"):
+        PPO.from_env(recipe.algorithm, env)
 
 
 def test_an_asymmetric_default_pose_is_refused(tmp_path):
@@ -156,3 +162,30 @@ def test_augmentation_makes_the_policy_symmetric_and_still_learns():
     assert aug_asym < 0.5 * plain_asym, results
     with pytest.raises(ConfigError, match="algorithm.symmetry_augmentation: no mirror"):
         PPO(PPOCfg(symmetry_augmentation=True), 4, 4, 2, 8)
+
+
+def test_symmetry_value_loss_false_trains_the_critic_on_the_rollout_only():
+    """One update on the same rollout: without the mirror images in the value loss the critic learns exactly what it
+    learns without augmentation, and the actor exactly what it learns with full augmentation."""
+    mirror = {"policy": (torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, -1.0, 1.0, -1.0])),
+              "actions": (torch.tensor([0, 1]), torch.tensor([1.0, -1.0]))}
+
+    def updated(augment: bool, value_loss: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        env = PointMass(num_envs=16, seed=0)
+        cfg = PPOCfg(actor_hidden=[8], critic_hidden=[8], num_steps_per_env=8, num_epochs=1, num_mini_batches=1,
+                     normalize_obs=False, grad_clip="per_network", schedule="fixed",
+                     symmetry_augmentation=augment, symmetry_value_loss=value_loss)
+        ppo = PPO(cfg, 4, 4, 2, env.num_envs, mirror=mirror if augment else None)
+        obs = env.reset()
+        for _ in range(cfg.num_steps_per_env):
+            obs, reward, done, info = env.step(ppo.act(obs))
+            ppo.process_env_step(reward, done, info)
+        ppo.compute_returns(obs)
+        ppo.update()
+        flat = lambda params: torch.cat([p.detach().flatten() for p in params])  # noqa: E731
+        return flat(ppo.policy.actor_parameters()), flat(ppo.policy.critic_parameters())
+
+    plain, full, actor_only = updated(False), updated(True), updated(True, value_loss=False)
+    assert torch.equal(actor_only[1], plain[1]) and not torch.equal(full[1], plain[1])
+    assert torch.equal(actor_only[0], full[0]) and not torch.equal(full[0], plain[0])

@@ -90,10 +90,14 @@ class ActorCriticLearner:
         policy = env.num_obs["policy"]
         mirror = None
         if getattr(cfg, "symmetry_augmentation", False):
+            without = " (train without it: --set algorithm.symmetry_augmentation=false)"
             if not hasattr(env, "mirror"):
                 raise ConfigError(f"algorithm.symmetry_augmentation: {getattr(env, 'task', 'this task')} has no "
-                                  f"left-right mirror (an env method mirror())")
-            mirror = env.mirror()
+                                  f"left-right mirror (an env method mirror()){without}")
+            try:
+                mirror = env.mirror()
+            except ConfigError as e:
+                raise ConfigError(f"{e}{without}") from None
         return cls(cfg, policy, env.num_obs.get("critic", policy), env.num_actions, env.num_envs, env.device, world,
                    mirror, discrete=getattr(env, "discrete", False))
 

@@ -30,6 +30,9 @@ class PPOCfg(OnPolicyCfg):
     # left-right symmetry augmentation: every mini-batch also holds its transitions' mirror images (the env's
     # `mirror()`), the normalizers see every observation and its mirror, so the policy learns both sides at once
     symmetry_augmentation: bool = False
+    # with symmetry_augmentation, the mirror images also train the critic (false: the actor's loss only, the update
+    # costs less)
+    symmetry_value_loss: bool = True
     # before every epoch after the first, the critic's values and GAE are computed again with the critic as the
     # previous epochs left it ("What Matters in On-Policy RL", Andrychowicz et al. 2021, recommends it); the value
     # loss still clips around the values of the rollout
@@ -100,7 +103,8 @@ class PPO(ActorCriticLearner):
                 batch = self._augmented(batch)
             dist = policy.distribution(batch["obs"])
             log_probs = policy.log_prob(dist, batch["actions"])
-            values = policy.value(batch["critic_obs"])
+            rows = slice(None) if cfg.symmetry_value_loss else slice(0, n)  # the value loss's rows
+            values = policy.value(batch["critic_obs"][rows])
             entropy = policy.entropy(dist).mean()
             mu, sigma = policy.params(dist)
             with torch.set_grad_enabled(cfg.surrogate == "kl_penalty"):  # KL(old || new), the rollout's own rows
@@ -121,12 +125,12 @@ class PPO(ActorCriticLearner):
                                        * ratio.clamp(1 - cfg.clip_param, 1 + cfg.clip_param)).mean()
             else:
                 surrogate = -(batch["advantages"] * ratio).mean() + self.kl_coef * kl_rows.mean()
+            old_values, returns = batch["values"][rows], batch["returns"][rows]
             if cfg.use_clipped_value_loss:
-                clipped = batch["values"] + (values - batch["values"]).clamp(-cfg.clip_param, cfg.clip_param)
-                value_loss = torch.max((values - batch["returns"]).square(),
-                                       (clipped - batch["returns"]).square()).mean()
+                clipped = old_values + (values - old_values).clamp(-cfg.clip_param, cfg.clip_param)
+                value_loss = torch.max((values - returns).square(), (clipped - returns).square()).mean()
             else:
-                value_loss = (values - batch["returns"]).square().mean()
+                value_loss = (values - returns).square().mean()
             self.gradient_step(surrogate + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy)
             for key, value in (("value_loss", value_loss), ("surrogate_loss", surrogate), ("entropy", entropy),
                                ("kl", kl)):
