@@ -12,7 +12,8 @@ keeps dones as bytes, which turns a delta below 1 into 0: its soft constraints w
 bootstrap go on, a weaker constraint than the one ours learns; `--anchor-dones byte` measures that form.
 
 `--set KEY=VALUE` trains both with a change to the recipe (a trial side by side); an algorithm field rsl_rl has no
-setting for changes ours only, and the table says so.
+setting for changes ours only, and the table says so. The recipe's `symmetry_augmentation` gives rsl_rl its symmetry
+extension with our env's mirror maps (mirror images in every mini-batch, for both losses: rsl_rl's only form).
 
 Writes OUT/compare.md (table) and OUT/compare.png (errors over training time, env steps/s)."""
 
@@ -33,7 +34,7 @@ ANCHOR_DONES = ("float", "byte")  # the dtype of rsl_rl's stored dones
 ANCHOR_ALGORITHM_FIELDS = ("activation", "normalize_obs", "num_steps_per_env", "actor_hidden", "critic_hidden",
                            "init_noise_std", "noise_std_type", "num_epochs", "num_mini_batches", "clip_param", "gamma",
                            "lam", "value_loss_coef", "entropy_coef", "learning_rate", "max_grad_norm",
-                           "use_clipped_value_loss", "schedule", "desired_kl")
+                           "use_clipped_value_loss", "schedule", "desired_kl", "symmetry_augmentation")
 # ours-only fields whose value is what rsl_rl's PPO always does (its code has no setting for them)
 RSL_RL_BUILT_IN = {"grad_clip": "per_network", "normalizer_update": "iteration", "normalizer_form": "std_eps",
                    "shuffle": "once"}
@@ -104,10 +105,37 @@ class RslRlEnv:
                 {"time_outs": info["time_outs"]})
 
 
-def anchor_config(recipe) -> dict:
-    """rsl_rl's train config with our recipe's hyperparameters."""
+def mirror_augmentation(mirror: dict):
+    """rsl_rl's `data_augmentation_func` from our env's mirror maps (`env.mirror()`): the batch of observations
+    (a TensorDict of "policy" and "critic") and of actions, each followed by its mirror image."""
+    import torch
+
+    from pg_robotics.envs.locomotion.symmetry import apply
+
+    maps = {"critic": mirror["policy"], **mirror}
+
+    def augment(env=None, obs=None, actions=None):
+        if obs is not None:
+            doubled = {key: torch.cat([x, apply(x, maps[key])]) for key, x in obs.items()}
+            obs = type(obs)(doubled, batch_size=[2 * obs.batch_size[0]])
+        if actions is not None:
+            actions = torch.cat([actions, apply(actions, maps["actions"])])
+        return obs, actions
+
+    return augment
+
+
+def anchor_config(recipe, env=None) -> dict:
+    """rsl_rl's train config with our recipe's hyperparameters; `symmetry_augmentation`: rsl_rl's symmetry extension
+    with the mirror maps of `env`, mirror images in every mini-batch for both losses (rsl_rl has no actor-only form)."""
     a = recipe.algorithm
     model = {"hidden_dims": None, "activation": a.activation, "obs_normalization": a.normalize_obs}
+    symmetry = None
+    if a.symmetry_augmentation:
+        if env is None:
+            raise ValueError("anchor_config: symmetry_augmentation needs the env, for its mirror maps")
+        symmetry = {"use_data_augmentation": True, "use_mirror_loss": False, "mirror_loss_coeff": 0.0,
+                    "data_augmentation_func": mirror_augmentation(env.mirror())}
     return {
         "num_steps_per_env": a.num_steps_per_env, "save_interval": 10**9, "obs_groups": {"actor": ["policy"],
                                                                                        "critic": ["critic"]},
@@ -121,7 +149,7 @@ def anchor_config(recipe) -> dict:
                       "lam": a.lam, "value_loss_coef": a.value_loss_coef, "entropy_coef": a.entropy_coef,
                       "learning_rate": a.learning_rate, "max_grad_norm": a.max_grad_norm,
                       "use_clipped_value_loss": a.use_clipped_value_loss, "schedule": a.schedule,
-                      "desired_kl": a.desired_kl},
+                      "desired_kl": a.desired_kl, "symmetry_cfg": symmetry},
     }
 
 
@@ -179,7 +207,7 @@ def anchor_main(argv: list[str]) -> int:
     recipe = make_recipe(TASK, overrides=deep_update(parse_overrides(args.set), {"runner": {"seed": args.seed}}))
     torch.manual_seed(args.seed)
     env = make(TASK, recipe.runner.num_envs, seed=args.seed, cfg=recipe.task_cfg)
-    runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe), log_dir=None, device="cpu")
+    runner = OnPolicyRunner(RslRlEnv(env), anchor_config(recipe, env), log_dir=None, device="cpu")
     if args.dones == "float":  # its returns read 1 - dones[t].float(): float dones keep delta's fraction
         runner.alg.storage.dones = runner.alg.storage.dones.float()
     update, threads = runner.alg.update, os.cpu_count() or 1

@@ -7,6 +7,7 @@ import pytest
 
 from pg_robotics.bench_train import anchor_config, bench_train, plot, train_anchor, write_table
 from pg_robotics.cli import main
+from pg_robotics.envs import make
 from pg_robotics.recipe import make_recipe
 
 
@@ -80,11 +81,42 @@ def test_anchor_algorithm_fields_are_the_ones_rsl_rl_receives():
             return [*value, 8]
         return f"{value}x"
 
-    before = anchor_config(make_recipe("quadruped-flat"))
+    env = make("quadruped-flat", 1)  # the mirror maps of rsl_rl's symmetry extension
+    before = anchor_config(make_recipe("quadruped-flat"), env)
     for f in dataclasses.fields(make_recipe("quadruped-flat").algorithm):
         recipe = make_recipe("quadruped-flat")
         setattr(recipe.algorithm, f.name, changed(getattr(recipe.algorithm, f.name)))
-        assert (anchor_config(recipe) != before) == (f.name in ANCHOR_ALGORITHM_FIELDS), f.name
+        assert (anchor_config(recipe, env) != before) == (f.name in ANCHOR_ALGORITHM_FIELDS), f.name
+    env.close()
+
+
+def test_with_symmetry_augmentation_the_anchor_uses_rsl_rls_symmetry_extension_with_our_mirror_maps():
+    import torch
+
+    from pg_robotics.envs.locomotion.symmetry import apply
+
+    class Batch(dict):  # the two parts of a TensorDict the augmentation uses: items() and batch_size
+        def __init__(self, data, batch_size):
+            super().__init__(data)
+            self.batch_size = torch.Size(batch_size)
+
+    recipe = make_recipe("quadruped-flat", overrides={"algorithm": {"symmetry_augmentation": True}})
+    with pytest.raises(ValueError, match="symmetry_augmentation needs the env"):
+        anchor_config(recipe)
+    env = make("quadruped-flat", 4)
+    cfg = anchor_config(recipe, env)["algorithm"]["symmetry_cfg"]
+    assert (cfg["use_data_augmentation"], cfg["use_mirror_loss"]) == (True, False)
+    augment, m = cfg["data_augmentation_func"], env.mirror()
+    obs = env.reset()
+    actions = torch.randn(4, env.num_actions)
+    doubled, doubled_actions = augment(env=None, obs=Batch(obs, [4]), actions=actions)
+    assert doubled.batch_size == (8,) and doubled_actions.shape == (8, env.num_actions)
+    for key, what in (("policy", "policy"), ("critic", "critic"), ("actions", "actions")):
+        x, out = (actions, doubled_actions) if key == "actions" else (obs[key], doubled[key])
+        assert torch.equal(out[:4], x) and torch.equal(out[4:], apply(x, m.get(what, m["policy"])))
+        assert not torch.equal(out[4:], x)
+    assert augment(obs=None, actions=actions)[0] is None  # rsl_rl's mirror loss asks for actions only
+    env.close()
 
 
 def test_overrides_reach_both_trainers_and_the_table(tmp_path):
