@@ -420,7 +420,7 @@ class Live:
     def run(self, duration: float | None, log: Path | None, screenshot: Path | None) -> dict:
         view, env, h = self.view, self.env, self.handle
         period = env.dt
-        out = open(log, "w") if log else None  # noqa: SIM115 - closed below
+        out = open(log, "w", buffering=1) if log else None  # noqa: SIM115 - closed below; a line at a time
 
         def write(line: dict) -> None:
             if out:

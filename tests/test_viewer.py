@@ -52,6 +52,21 @@ def live(run: Path, env: dict, tmp_path: Path, script, *args: str, duration: flo
     return json.loads(out), [json.loads(line) for line in log.read_text().splitlines()]
 
 
+def wait_for_line(log: Path, ready, timeout: float = 30.0) -> dict:
+    """The first line of the live log (written a line at a time) for which `ready(line)` holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for text in log.read_text().splitlines() if log.exists() else []:
+            try:
+                line = json.loads(text)
+            except ValueError:  # the line being written
+                continue
+            if ready(line):
+                return line
+        time.sleep(0.05)
+    raise TimeoutError(f"no such line in {log} after {timeout:g} s")
+
+
 def steps(lines):
     return [r for r in lines if "t" in r and "key" not in r and "end" not in r]
 
@@ -249,7 +264,8 @@ def test_arm_keys_move_the_goal_of_the_selected_world(tmp_path):
         def script(wid):
             time.sleep(0.5)
             press(env, wid, "bracketright")
-            time.sleep(0.5)
+            # a step of world 1 before the goal moves (a loaded machine may otherwise take all keys in one batch)
+            wait_for_line(tmp_path / "live.jsonl", lambda r: "goal" in r and r.get("world") == 1)
             press(env, wid, "Up", "Up", "q", "a")
 
         result, lines = live(run, env, tmp_path, script, "--worlds", "2", duration=4.0)
