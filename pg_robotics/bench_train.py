@@ -106,20 +106,19 @@ class RslRlEnv:
 
 
 def mirror_augmentation(mirror: dict):
-    """rsl_rl's `data_augmentation_func` from our env's mirror maps (`env.mirror()`): the batch of observations
-    (a TensorDict of "policy" and "critic") and of actions, each followed by its mirror image."""
+    """rsl_rl's `data_augmentation_func` from our env's mirror maps (`env.mirror()`, one per observation group and
+    one for the actions): the batch of observations (a TensorDict of "policy" and "critic") and of actions, each
+    followed by its mirror image."""
     import torch
 
     from pg_robotics.envs.locomotion.symmetry import apply
 
-    maps = {"critic": mirror["policy"], **mirror}
-
     def augment(env=None, obs=None, actions=None):
         if obs is not None:
-            doubled = {key: torch.cat([x, apply(x, maps[key])]) for key, x in obs.items()}
+            doubled = {key: torch.cat([x, apply(x, mirror[key])]) for key, x in obs.items()}
             obs = type(obs)(doubled, batch_size=[2 * obs.batch_size[0]])
         if actions is not None:
-            actions = torch.cat([actions, apply(actions, maps["actions"])])
+            actions = torch.cat([actions, apply(actions, mirror["actions"])])
         return obs, actions
 
     return augment

@@ -113,7 +113,7 @@ def test_with_symmetry_augmentation_the_anchor_uses_rsl_rls_symmetry_extension_w
     assert doubled.batch_size == (8,) and doubled_actions.shape == (8, env.num_actions)
     for key, what in (("policy", "policy"), ("critic", "critic"), ("actions", "actions")):
         x, out = (actions, doubled_actions) if key == "actions" else (obs[key], doubled[key])
-        assert torch.equal(out[:4], x) and torch.equal(out[4:], apply(x, m.get(what, m["policy"])))
+        assert torch.equal(out[:4], x) and torch.equal(out[4:], apply(x, m[what]))
         assert not torch.equal(out[4:], x)
     assert augment(obs=None, actions=actions)[0] is None  # rsl_rl's mirror loss asks for actions only
     env.close()

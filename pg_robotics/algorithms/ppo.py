@@ -72,10 +72,13 @@ class PPO(ActorCriticLearner):
 
     def _augmented(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The mini-batch and its mirror images: the mirrored transition is taken to have the original's
-        advantage, return, value and old log-probability (exact for a symmetric policy and task)."""
-        out = {k: torch.cat([v, v]) for k, v in batch.items() if k not in ("mu", "sigma")}
+        advantage, return, value and old log-probability (exact for a symmetric policy and task). Without
+        `symmetry_value_loss` the value loss's inputs keep the rollout's own rows only."""
+        keep = () if self.cfg.symmetry_value_loss else ("critic_obs", "values", "returns")
+        out = {k: v if k in keep else torch.cat([v, v]) for k, v in batch.items() if k not in ("mu", "sigma")}
         for key, what in (("obs", "policy"), ("critic_obs", "critic"), ("actions", "actions")):
-            out[key] = torch.cat([batch[key], self._mirrored(batch[key], what)])
+            if key not in keep:
+                out[key] = torch.cat([batch[key], self._mirrored(batch[key], what)])
         return out
 
     def _epochs(self, generator: torch.Generator | None):
@@ -103,8 +106,7 @@ class PPO(ActorCriticLearner):
                 batch = self._augmented(batch)
             dist = policy.distribution(batch["obs"])
             log_probs = policy.log_prob(dist, batch["actions"])
-            rows = slice(None) if cfg.symmetry_value_loss else slice(0, n)  # the value loss's rows
-            values = policy.value(batch["critic_obs"][rows])
+            values = policy.value(batch["critic_obs"])
             entropy = policy.entropy(dist).mean()
             mu, sigma = policy.params(dist)
             with torch.set_grad_enabled(cfg.surrogate == "kl_penalty"):  # KL(old || new), the rollout's own rows
@@ -125,12 +127,12 @@ class PPO(ActorCriticLearner):
                                        * ratio.clamp(1 - cfg.clip_param, 1 + cfg.clip_param)).mean()
             else:
                 surrogate = -(batch["advantages"] * ratio).mean() + self.kl_coef * kl_rows.mean()
-            old_values, returns = batch["values"][rows], batch["returns"][rows]
             if cfg.use_clipped_value_loss:
-                clipped = old_values + (values - old_values).clamp(-cfg.clip_param, cfg.clip_param)
-                value_loss = torch.max((values - returns).square(), (clipped - returns).square()).mean()
+                clipped = batch["values"] + (values - batch["values"]).clamp(-cfg.clip_param, cfg.clip_param)
+                value_loss = torch.max((values - batch["returns"]).square(),
+                                       (clipped - batch["returns"]).square()).mean()
             else:
-                value_loss = (values - returns).square().mean()
+                value_loss = (values - batch["returns"]).square().mean()
             self.gradient_step(surrogate + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy)
             for key, value in (("value_loss", value_loss), ("surrogate_loss", surrogate), ("entropy", entropy),
                                ("kl", kl)):
