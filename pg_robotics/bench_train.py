@@ -236,7 +236,7 @@ def anchor_main(argv: list[str]) -> int:
               file=sys.stderr, flush=True)
     runs.atomic_write_text(args.run_dir / "summary.json", json.dumps(
         {"task": TASK, "anchor": f"rsl-rl-lib {RSL_RL_VERSION}", "iteration": iteration, "total_env_steps": steps,
-         "train_seconds": round(elapsed, 1)}, indent=2))
+         "train_seconds": round(elapsed, 1), "symmetry_extension": recipe.algorithm.symmetry_augmentation}, indent=2))
     env.close()
     return 0
 
@@ -246,50 +246,58 @@ def bench_train(minutes: float, seeds: list[int], out: Path, anchor_python: str 
                 episodes: int = 32, anchor_dones: str = "float", sets: list[str] = ()) -> dict:
     """Train ours (and the anchor when `anchor_python` is given) for each seed, evaluate every snapshot, report.
     `sets`: recipe overrides (`KEY=VALUE`) both train with."""
-    from pg_robotics.envs.config import ConfigError
+    from pg_robotics.envs.config import ConfigError, parse_overrides
     from pg_robotics.evaluate import sweep
+    from pg_robotics.recipe import make_recipe
     from pg_robotics.runs import atomic_write_json
 
     if anchor_dones not in ANCHOR_DONES:
         raise ValueError(f"anchor dones: expected one of {', '.join(ANCHOR_DONES)}, got {anchor_dones!r}")
     sets = list(sets)
     ours_only = checked_sets(sets)
+    symmetry = make_recipe(TASK, overrides=parse_overrides(sets)).algorithm.symmetry_augmentation
     out.mkdir(parents=True, exist_ok=True)
     runs_by_name: dict[str, list[dict]] = {"pg_robotics": []}
     anchor_dir = f"rsl_rl_{anchor_dones}_dones"  # a finished run of the other form is never reused
     if anchor_python:
         runs_by_name[f"rsl_rl {RSL_RL_VERSION} ({anchor_dones} dones)"] = []
-    for seed in seeds:
-        for name in runs_by_name:
-            run_dir = out / f"{'ours' if name == 'pg_robotics' else anchor_dir}_seed{seed}"
-            cmd = (train_ours(minutes, seed, run_dir, save_interval, sets) if name == "pg_robotics" else
-                   train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
-                                anchor_dones, sets))
-            trained_with = json.loads((run_dir / SETS_FILE).read_text()) if (run_dir / SETS_FILE).is_file() else []
-            if run_dir.is_dir() and any(run_dir.iterdir()) and trained_with != sets:
-                raise ConfigError(f"{run_dir}: trained with --set {trained_with or 'nothing'}, not {sets or 'nothing'}; "
-                                  f"give the benchmark another --out")
-            if not (run_dir / "summary.json").is_file():  # a finished training is not run again
-                print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(run_dir / SETS_FILE, sets)
-                subprocess.run(cmd, check=True)
-            summary = json.loads((run_dir / "summary.json").read_text())
-            result = sweep(run_dir, episodes)
-            first = result["first_meeting"]
-            later = [] if first is None else [c["meets_criterion"] for c in result["checkpoints"]
-                                              if c["iteration"] > first["iteration"]]
-            runs_by_name[name].append({
-                "seed": seed, "run_dir": str(run_dir), "env_steps_per_s": round(summary["total_env_steps"] /
-                                                                                summary["train_seconds"]),
-                "first_meets_min": None if first is None else round(first["train_seconds"] / 60, 1),
-                "first_meets_iteration": None if first is None else first["iteration"],
-                "later_meeting": [sum(later), len(later)],  # checkpoints after the first meeting that meet it too
-                "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
-                          for c in result["checkpoints"]],
-                "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
+    planned = [(seed, name, out / f"{'ours' if name == 'pg_robotics' else anchor_dir}_seed{seed}")
+               for seed in seeds for name in runs_by_name]
+    for seed, name, run_dir in planned:  # a finished run of another form is refused before anything runs
+        trained_with = json.loads((run_dir / SETS_FILE).read_text()) if (run_dir / SETS_FILE).is_file() else []
+        if run_dir.is_dir() and any(run_dir.iterdir()) and trained_with != sets:
+            raise ConfigError(f"{run_dir}: trained with --set {trained_with or 'nothing'}, not {sets or 'nothing'}; "
+                              f"give the benchmark another --out")
+        done = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else None
+        if name != "pg_robotics" and done and done.get("symmetry_extension", False) != symmetry:  # absent: older
+            raise ConfigError(f"{run_dir}: rsl_rl trained {'with' if not symmetry else 'without'} its symmetry "
+                              f"extension, the recipe's symmetry_augmentation is {str(symmetry).lower()}; "
+                              f"give the benchmark another --out")
+    for seed, name, run_dir in planned:
+        cmd = (train_ours(minutes, seed, run_dir, save_interval, sets) if name == "pg_robotics" else
+               train_anchor(anchor_python, minutes, seed, run_dir, save_interval,  # type: ignore[arg-type]
+                            anchor_dones, sets))
+        if not (run_dir / "summary.json").is_file():  # a finished training is not run again
+            print(f"training {name}, seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / SETS_FILE, sets)
+            subprocess.run(cmd, check=True)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        result = sweep(run_dir, episodes)
+        first = result["first_meeting"]
+        later = [] if first is None else [c["meets_criterion"] for c in result["checkpoints"]
+                                          if c["iteration"] > first["iteration"]]
+        runs_by_name[name].append({
+            "seed": seed, "run_dir": str(run_dir), "env_steps_per_s": round(summary["total_env_steps"] /
+                                                                            summary["train_seconds"]),
+            "first_meets_min": None if first is None else round(first["train_seconds"] / 60, 1),
+            "first_meets_iteration": None if first is None else first["iteration"],
+            "later_meeting": [sum(later), len(later)],  # checkpoints after the first meeting that meet it too
+            "curve": [(c["train_seconds"] / 60, c["lin_vel_error"], c["ang_vel_error"], c["fall_rate"])
+                      for c in result["checkpoints"]],
+            "final": {k: result["checkpoints"][-1][k] for k in ("lin_vel_error", "ang_vel_error", "fall_rate")}})
     report = {"task": TASK, "minutes": minutes, "seeds": seeds, "anchor_dones": anchor_dones, "sets": sets,
-              "ours_only": ours_only, "runs": runs_by_name}
+              "anchor_symmetry": symmetry, "ours_only": ours_only, "runs": runs_by_name}
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     write_table(report, out / "compare.md")
     plot(report, out / "compare.png")
@@ -315,6 +323,8 @@ def write_table(report: dict, path: Path) -> None:
             (built_in, "ours only, set to what rsl_rl always does")) if keys]
         lines += [f"Recipe overrides, both trainers: {', '.join(report['sets'])}"
                   + (f" ({'; '.join(notes)})" if notes else "") + ".", ""]
+    if report.get("anchor_symmetry") and len(report["runs"]) == 2:
+        lines += ["rsl_rl with its symmetry extension (mirror images in every mini-batch, for both losses).", ""]
     lines += ["| trainer | seed | env steps/s | first meets the walking criterion | later checkpoints meeting it | "
              "final lin / ang (falls) |", "| --- | --- | --- | --- | --- | --- |"]
     medians = {name: median_first_meeting(rows) for name, rows in report["runs"].items()}

@@ -52,6 +52,10 @@ def test_the_report_table_and_plot(tmp_path):
     write_table(report, tmp_path / "none.md")
     assert (tmp_path / "none.md").read_text().endswith("pg_robotics inf min, rsl_rl 5.5.1 inf min: neither meets "
                                                        "the criterion in most seeds.\n")
+    assert "symmetry extension" not in (tmp_path / "none.md").read_text()
+    write_table({**report, "anchor_symmetry": True}, tmp_path / "sym.md")  # the anchor's form is said
+    assert (tmp_path / "sym.md").read_text().startswith("rsl_rl with its symmetry extension (mirror images in every "
+                                                         "mini-batch, for both losses).\n\n| trainer |")
     plot(report, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 5000
     json.dumps(report)
@@ -173,3 +177,18 @@ def test_a_finished_run_of_other_overrides_is_never_reused(tmp_path, capsys):
     # the CLI names the field of a bad override and exits with 2
     assert main(["bench", "train", "--set", "runner.save_interval=5", "--out", str(tmp_path / "cli")]) == 2
     assert "--set runner.save_interval: set by the benchmark's --save-interval" in capsys.readouterr().err
+
+
+def test_an_anchor_run_without_rsl_rls_symmetry_extension_is_not_reused_when_the_recipe_asks_for_it(tmp_path):
+    from pg_robotics.envs import ConfigError
+
+    sets = ["algorithm.symmetry_augmentation=true", "algorithm.symmetry_value_loss=false"]
+    for name, summary in (("ours_seed0", {}), ("rsl_rl_float_dones_seed0", {})):  # the anchor's: made before the key
+        run = tmp_path / "out" / name
+        run.mkdir(parents=True)
+        (run / "bench_sets.json").write_text(json.dumps(sets))
+        (run / "summary.json").write_text(json.dumps({"total_env_steps": 1, "train_seconds": 1, **summary}))
+    with pytest.raises(ConfigError, match=r"rsl_rl_float_dones_seed0: rsl_rl trained without its symmetry extension, "
+                                          r"the recipe's symmetry_augmentation is true; give the benchmark another"):
+        bench_train(1, [0], tmp_path / "out", "python", sets=sets)  # refused before anything runs or is evaluated
+    assert sorted(p.name for p in (tmp_path / "out" / "ours_seed0").iterdir()) == ["bench_sets.json", "summary.json"]
