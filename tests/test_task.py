@@ -100,6 +100,14 @@ def test_feet_air_time_pays_long_swings_at_touchdown_while_walking():
     assert float(rewards.feet_air_time(long_swing, **free)) == pytest.approx(0.3)
 
 
+def test_stand_still_counts_joint_offsets_only_while_told_to_stand():
+    lifted = torch.tensor([[-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 1.0, -1.5, 0.1, 1.6, -2.1]])  # a hind foot up
+    assert float(rewards.stand_still(hand_state())) == 0.0
+    assert float(rewards.stand_still(hand_state(joint_pos=lifted))) == pytest.approx(1.2)  # 0.6 + 0.6 rad
+    for moving in ([[0.5, 0.0, 0.0]], [[0.0, 0.0, 0.6]]):  # walking, and turning on the spot (that needs steps)
+        assert float(rewards.stand_still(hand_state(joint_pos=lifted, command=torch.tensor(moving)))) == 0.0
+
+
 def test_cat_delta_is_zero_when_satisfied_and_p_max_at_the_limit():
     cat = ConstraintsAsTerminations({"torque": 1.0, "contact": 0.0}, {"torque": 0.25, "contact": 1.0}, tau=0.95)
     fine = {"torque": torch.tensor([[0.5, 0.9], [0.2, 1.0]]), "contact": torch.zeros(2, 1)}

@@ -84,5 +84,6 @@ def base_height(s: LocoState, target: float = 0.3) -> torch.Tensor:
 
 
 def stand_still(s: LocoState, min_command: float = 0.1) -> torch.Tensor:
-    """Joint offsets from the default pose while the planar command is below `min_command` (rad, summed)."""
-    return (s.joint_pos - s.default_joint_pos).abs().sum(1) * (s.command[:, :2].norm(dim=1) < min_command)
+    """Joint offsets from the default pose while the whole command (planar and yaw: turning on the spot needs steps)
+    is below `min_command` (rad, summed). A penalty: without it a robot told to stand may stand on three legs."""
+    return (s.joint_pos - s.default_joint_pos).abs().sum(1) * (s.command.norm(dim=1) < min_command)
