@@ -13,7 +13,10 @@ from pg_robotics.recipe import make_recipe
 
 def test_the_anchor_trains_with_our_recipe(tmp_path):
     recipe = make_recipe("quadruped-flat")
-    cfg, a = anchor_config(recipe), recipe.algorithm
+    env = make("quadruped-flat", 1)  # the recipe mirrors: rsl_rl's symmetry extension takes the env's mirror maps
+    cfg, a = anchor_config(recipe, env), recipe.algorithm
+    env.close()
+    assert a.symmetry_augmentation and cfg["algorithm"]["symmetry_cfg"]["use_data_augmentation"] is True
     alg = cfg["algorithm"]
     assert (alg["num_learning_epochs"], alg["num_mini_batches"], alg["learning_rate"], alg["desired_kl"]) == \
         (a.num_epochs, a.num_mini_batches, a.learning_rate, a.desired_kl) == (3, 4, 1e-3, 0.01)
@@ -85,12 +88,18 @@ def test_anchor_algorithm_fields_are_the_ones_rsl_rl_receives():
             return [*value, 8]
         return f"{value}x"
 
+    def config(recipe):  # the mirror function is made anew on each call: compare its presence only
+        cfg = anchor_config(recipe, env)
+        if cfg["algorithm"]["symmetry_cfg"]:
+            cfg["algorithm"]["symmetry_cfg"]["data_augmentation_func"] = "mirror"
+        return cfg
+
     env = make("quadruped-flat", 1)  # the mirror maps of rsl_rl's symmetry extension
-    before = anchor_config(make_recipe("quadruped-flat"), env)
+    before = config(make_recipe("quadruped-flat"))
     for f in dataclasses.fields(make_recipe("quadruped-flat").algorithm):
         recipe = make_recipe("quadruped-flat")
         setattr(recipe.algorithm, f.name, changed(getattr(recipe.algorithm, f.name)))
-        assert (anchor_config(recipe, env) != before) == (f.name in ANCHOR_ALGORITHM_FIELDS), f.name
+        assert (config(recipe) != before) == (f.name in ANCHOR_ALGORITHM_FIELDS), f.name
     env.close()
 
 
