@@ -2,9 +2,10 @@
 
 import mujoco
 import numpy as np
+import pytest
 import torch
 
-from pg_robotics.envs import make
+from pg_robotics.envs import ConfigError, make
 
 from conftest import STILL
 
@@ -125,6 +126,21 @@ def test_pushes_change_the_base_velocity():
     pushed, calm = velocities
     assert (pushed - calm).abs().max() > 0.1
     assert calm.abs().max() < 0.5
+
+
+def test_clean_start_resets_a_share_of_worlds_to_the_default_pose_at_rest():
+    env = make("quadruped-flat", 400, seed=0, overrides={"randomization": {
+        "clean_start": {"enabled": True, "params": {"fraction": 0.25}}}})
+    env.reset()
+    offset = (env.state.joint_pos - env.default_joint_pos).abs().max(dim=1).values
+    speed = env.sim.qvel.abs().max(dim=1).values
+    clean = (offset < 1e-5) & (speed < 1e-6)
+    assert 0.18 < clean.float().mean() < 0.32  # 100 expected of 400
+    assert (offset[~clean] > 0.01).all()  # the others keep the random pose (0.5-1.5 x the default)
+    env.close()
+    with pytest.raises(ConfigError, match=r"task.randomization.clean_start.params.fraction: must be in \[0, 1\]"):
+        make("quadruped-flat", 2, overrides={"randomization": {"clean_start": {
+            "enabled": True, "params": {"fraction": 1.5}}}}).reset()
 
 
 def test_state_views_are_zero_copy():

@@ -293,6 +293,8 @@ class RandomizationCfg(_Terms):
         "joint_pos_scale": EventCfg("reset", params={"range": [0.5, 1.5]}),  # x the default pose
         "base_yaw": EventCfg("reset", params={"range": [-3.14159, 3.14159]}),
         "base_velocity": EventCfg("reset", params={"max": 0.5}),  # m/s, rad/s, each of the 6
+        # a share of the resets at the default pose and at rest instead (the start of a robot and of `pgr eval`)
+        "clean_start": EventCfg("reset", enabled=False, params={"fraction": 0.25}),
         "push": EventCfg("interval", interval_s=15.0, params={"max_vel": 1.0}),  # m/s added to the planar velocity
         # sim-to-real: off here (enabled: true, or the rough recipe, turns them on)
         "pd_gains": EventCfg("startup", enabled=False, params={"kp_range": [0.8, 1.2], "kd_range": [0.8, 1.2]}),

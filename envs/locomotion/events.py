@@ -112,6 +112,17 @@ def base_velocity(env, ids, qpos, qvel, max: float) -> None:
     qvel[:, a:a + 6] = env.uniform(-max, max, len(ids), 6).to(qvel)
 
 
+def clean_start(env, ids, qpos, qvel, fraction: float = 0.25) -> None:
+    """A random `fraction` of the resetting worlds start as a robot and `pgr eval` do: the default pose, at rest
+    (undoing the random pose and velocity of the events before it; the heading stays)."""
+    if not 0 <= fraction <= 1:
+        raise ConfigError(f"task.randomization.clean_start.params.fraction: must be in [0, 1], got {fraction}")
+    pick = (env.uniform(0.0, 1.0, len(ids)) < fraction).to(qpos.device)
+    default = torch.clamp(env.default_joint_pos, env.joint_pos_limits[:, 0], env.joint_pos_limits[:, 1]).to(qpos)
+    qpos[:, env.joint_qpos_index] = torch.where(pick[:, None], default, qpos[:, env.joint_qpos_index])
+    qvel[pick] = 0.0
+
+
 def joint_pos_bias(env, ids, qpos, qvel, range: tuple[float, float] = (-0.02, 0.02)) -> None:
     """Encoder offsets per world and joint for the episode (rad): the policy sees angle + offset, and the servo,
     acting on what the encoders say, holds target - offset."""
