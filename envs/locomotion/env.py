@@ -130,6 +130,9 @@ class LeggedEnv:
         ranges = np.array([model.joint(j).range if model.joint(j).limited[0] else [-UNLIMITED, UNLIMITED]
                            for j in self.joint_names])
         self.joint_pos_limits = torch.tensor(ranges, **f)
+        # the joint angles every reset starts from: the default pose within the joint ranges
+        self.reset_joint_pos = torch.clamp(self.default_joint_pos, self.joint_pos_limits[:, 0],
+                                           self.joint_pos_limits[:, 1])
 
         # every sensor the state reads, gathered by one index per step; each group a slice of the gathered columns
         s, cols = self.scene, list[int]()
@@ -339,8 +342,7 @@ class LeggedEnv:
         qpos[:, a:a + 3] = 0.0
         qpos[:, a + 2] = self.cfg.robot.init_height
         qpos[:, a + 3:a + 7] = torch.tensor([1.0, 0.0, 0.0, 0.0], **f)
-        qpos[:, self.joint_qpos_index] = torch.clamp(self.default_joint_pos, self.joint_pos_limits[:, 0],
-                                                     self.joint_pos_limits[:, 1]).to(qpos)
+        qpos[:, self.joint_qpos_index] = self.reset_joint_pos.to(qpos)
         if self.terrain is not None:  # at the world's tile, on its surface
             spread = self.terrain.cfg.spawn_offset
             qpos[:, a:a + 3] += self.env_origins[ids].to(qpos)

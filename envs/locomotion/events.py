@@ -118,8 +118,8 @@ def clean_start(env, ids, qpos, qvel, fraction: float = 0.25) -> None:
     if not 0 <= fraction <= 1:
         raise ConfigError(f"task.randomization.clean_start.params.fraction: must be in [0, 1], got {fraction}")
     pick = (env.uniform(0.0, 1.0, len(ids)) < fraction).to(qpos.device)
-    default = torch.clamp(env.default_joint_pos, env.joint_pos_limits[:, 0], env.joint_pos_limits[:, 1]).to(qpos)
-    qpos[:, env.joint_qpos_index] = torch.where(pick[:, None], default, qpos[:, env.joint_qpos_index])
+    joints = env.joint_qpos_index
+    qpos[:, joints] = torch.where(pick[:, None], env.reset_joint_pos.to(qpos), qpos[:, joints])
     qvel[pick] = 0.0
 
 
