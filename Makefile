@@ -70,7 +70,7 @@ demo: setup
 	@echo "sim2sim (ROS 2): $(DEMO)/sim2sim.txt   (node logs: $(DEMO)/sim2sim_logs/)"
 
 bench: setup
-	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 1024 --seconds 10 --json
+	$(BIN)/pgr bench sim --task quadruped-flat --backend mujoco --num-envs 2048 --seconds 10 --json
 	test ! -f $(DEMO)/policy.onnx || $(BIN)/pgr bench deploy --policy $(DEMO)/policy.onnx --json
 
 # Our PPO beside rsl_rl's (the anchor) on the same task, recipe and clock. rsl-rl-lib lives in an environment of its

@@ -20,7 +20,7 @@ def test_the_anchor_trains_with_our_recipe(tmp_path):
     alg = cfg["algorithm"]
     assert (alg["num_learning_epochs"], alg["num_mini_batches"], alg["learning_rate"], alg["desired_kl"]) == \
         (a.num_epochs, a.num_mini_batches, a.learning_rate, a.desired_kl) == (3, 4, 1e-3, 0.01)
-    assert cfg["num_steps_per_env"] == a.num_steps_per_env == 24
+    assert cfg["num_steps_per_env"] == a.num_steps_per_env == 12
     assert cfg["actor"]["hidden_dims"] == a.actor_hidden and cfg["critic"]["hidden_dims"] == a.critic_hidden
     assert cfg["actor"]["obs_normalization"] is a.normalize_obs is True
     assert cfg["obs_groups"] == {"actor": ["policy"], "critic": ["critic"]}
